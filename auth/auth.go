@@ -1,0 +1,110 @@
+// Package auth turns a bearer token into an Identity. The same verifier serves REST, MQTT and
+// (later) Faye, so that every door accepts exactly the same tokens.
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/convead/chat-server/channel"
+)
+
+// Role is what a token's holder is to the chat.
+type Role string
+
+// The three roles of SPEC §6.
+const (
+	Visitor Role = "visitor"
+	Manager Role = "manager"
+	Service Role = "service"
+)
+
+// Valid reports whether r is one of the known roles.
+func (r Role) Valid() bool { return r == Visitor || r == Manager || r == Service }
+
+// Identity is who made a request: a visitor or manager id, or a service name, in one organisation.
+type Identity struct {
+	Subject string
+	Role    Role
+	Org     string
+}
+
+// String is for logs: it names the identity without any secret.
+func (id Identity) String() string { return string(id.Role) + ":" + id.Org + "/" + id.Subject }
+
+// ErrInvalidToken wraps every reason a token is refused.
+var ErrInvalidToken = errors.New("invalid token")
+
+// MaxTokenBytes bounds the token size accepted before parsing.
+const MaxTokenBytes = 4096
+
+type claims struct {
+	Role Role   `json:"role"`
+	Org  string `json:"org"`
+	jwt.RegisteredClaims
+}
+
+// Verifier checks HS256 tokens signed with one shared secret.
+type Verifier struct {
+	secret []byte
+	parser *jwt.Parser
+}
+
+// NewVerifier returns a verifier for secret, tolerating leeway of clock skew on exp and nbf.
+func NewVerifier(secret []byte, leeway time.Duration) *Verifier {
+	return &Verifier{
+		secret: secret,
+		// The algorithm is pinned: "none" and asymmetric algorithms never reach the key function.
+		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway)),
+	}
+}
+
+// Verify returns the identity a valid token carries. Errors wrap ErrInvalidToken and never
+// quote the token.
+func (v *Verifier) Verify(token string) (Identity, error) {
+	if len(token) > MaxTokenBytes {
+		return Identity{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
+	}
+	var c claims
+	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil })
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	id := Identity{Subject: c.Subject, Role: c.Role, Org: c.Org}
+	if err := id.validate(); err != nil {
+		return Identity{}, err
+	}
+	return id, nil
+}
+
+func (id Identity) validate() error {
+	switch {
+	case !id.Role.Valid():
+		return fmt.Errorf("%w: role %q is not visitor, manager or service", ErrInvalidToken, id.Role)
+	case !channel.ValidID(id.Subject):
+		return fmt.Errorf("%w: sub must be 1-64 characters of [A-Za-z0-9_-]", ErrInvalidToken)
+	case !channel.ValidID(id.Org):
+		return fmt.Errorf("%w: org must be 1-64 characters of [A-Za-z0-9_-]", ErrInvalidToken)
+	}
+	return nil
+}
+
+// Issue signs a token for id that expires after ttl. It is what `chat-server token` prints, and
+// what tests and integrations use.
+func Issue(secret []byte, id Identity, ttl time.Duration, now time.Time) (string, error) {
+	if err := id.validate(); err != nil {
+		return "", err
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("%w: ttl must be positive, got %s", ErrInvalidToken, ttl)
+	}
+	c := claims{Role: id.Role, Org: id.Org, RegisteredClaims: jwt.RegisteredClaims{
+		Subject:   id.Subject,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+}

@@ -1,0 +1,228 @@
+// Package config loads the server's one typed configuration: the embedded defaults
+// (configs/chat-server.yaml), then an optional file, then CHAT_* environment variables.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/convead/chat-server/configs"
+)
+
+// EnvPrefix starts every environment override: CHAT_ + the key in upper case, dots as underscores.
+const EnvPrefix = "CHAT_"
+
+// Config is the whole configuration. Field tags are the keys of the YAML file.
+type Config struct {
+	DataDir         string        `yaml:"data_dir"`
+	HTTP            HTTP          `yaml:"http"`
+	MQTT            MQTT          `yaml:"mqtt"`
+	Mongo           Mongo         `yaml:"mongo"`
+	Auth            Auth          `yaml:"auth"`
+	API             API           `yaml:"api"`
+	Limits          Limits        `yaml:"limits"`
+	Log             Log           `yaml:"log"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// HTTP configures the HTTP server of the REST API.
+type HTTP struct {
+	Addr           string        `yaml:"addr"`
+	AllowedOrigins []string      `yaml:"allowed_origins"`
+	TrustedProxies []string      `yaml:"trusted_proxies"`
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+}
+
+// MQTT configures the embedded broker's TCP listener.
+type MQTT struct {
+	Addr           string `yaml:"addr"`
+	QueuePerClient int    `yaml:"queue_per_client"`
+}
+
+// Mongo selects the MongoDB store; an empty URI selects the embedded store.
+type Mongo struct {
+	URI      string        `yaml:"uri"`
+	Database string        `yaml:"database"`
+	Timeout  time.Duration `yaml:"timeout"`
+}
+
+// Auth configures token verification.
+type Auth struct {
+	JWTSecret    string        `yaml:"jwt_secret"`
+	Leeway       time.Duration `yaml:"leeway"`
+	AnonymousOrg string        `yaml:"anonymous_org"`
+}
+
+// API configures the REST API.
+type API struct {
+	MaxMessagesCount int `yaml:"max_messages_count"`
+}
+
+// Limits bounds what one request may carry.
+type Limits struct {
+	ContentChars  int `yaml:"content_chars"`
+	HTTPBodyBytes int `yaml:"http_body_bytes"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Load returns the defaults, overlaid with the file at path (when not empty), overlaid with the
+// environment as given by lookup (os.LookupEnv in production), and validated.
+func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
+	var c Config
+	if err := decode(configs.Default, &c); err != nil {
+		return nil, fmt.Errorf("embedded defaults: %w", err)
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := decode(b, &c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&c).Elem(), lookup); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func decode(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file is io.EOF: it changes nothing.
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Keys lists every configuration key with its environment variable, in declaration order.
+func Keys() [][2]string {
+	var out [][2]string
+	walk(reflect.TypeOf(Config{}), "", func(key string, _ []int) {
+		out = append(out, [2]string{key, EnvName(key)})
+	}, nil)
+	return out
+}
+
+// EnvName is the environment variable that overrides key.
+func EnvName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+func walk(t reflect.Type, prefix string, leaf func(key string, index []int), index []int) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key := prefix + f.Tag.Get("yaml")
+		idx := append(append([]int(nil), index...), i)
+		if f.Type.Kind() == reflect.Struct {
+			walk(f.Type, key+".", leaf, idx)
+			continue
+		}
+		leaf(key, idx)
+	}
+}
+
+func applyEnv(root reflect.Value, lookup func(string) (string, bool)) error {
+	var err error
+	walk(root.Type(), "", func(key string, index []int) {
+		if err != nil {
+			return
+		}
+		raw, ok := lookup(EnvName(key))
+		if !ok {
+			return
+		}
+		if e := setFromString(root.FieldByIndex(index), raw); e != nil {
+			err = fmt.Errorf("environment %s=%q: %w", EnvName(key), raw, e)
+		}
+	}, nil)
+	return err
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func setFromString(v reflect.Value, raw string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(raw)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		var items []string
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
+
+// Validate reports the first setting that cannot work, naming the key to change.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(ok bool, key, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s (%s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
+		}
+	}
+	check(c.DataDir != "", "data_dir", "must not be empty")
+	check(c.HTTP.Addr != "", "http.addr", "must not be empty")
+	check(c.MQTT.Addr != "", "mqtt.addr", "must not be empty")
+	check(c.MQTT.QueuePerClient > 0, "mqtt.queue_per_client", "must be positive, got %d", c.MQTT.QueuePerClient)
+	check(c.Mongo.URI == "" || c.Mongo.Database != "", "mongo.database", "must be set with mongo.uri")
+	check(c.Mongo.Timeout > 0, "mongo.timeout", "must be positive")
+	check(c.Auth.JWTSecret == "" || len(c.Auth.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 characters (or empty to generate one)")
+	check(c.Auth.Leeway >= 0 && c.Auth.Leeway <= 5*time.Minute, "auth.leeway", "must be between 0 and 5m, got %s", c.Auth.Leeway)
+	check(c.API.MaxMessagesCount > 0, "api.max_messages_count", "must be positive, got %d", c.API.MaxMessagesCount)
+	check(c.Limits.ContentChars > 0, "limits.content_chars", "must be positive, got %d", c.Limits.ContentChars)
+	check(c.Limits.HTTPBodyBytes >= 1024, "limits.http_body_bytes", "must be at least 1024, got %d", c.Limits.HTTPBodyBytes)
+	check(c.ShutdownTimeout > 0, "shutdown_timeout", "must be positive")
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		check(false, "log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	check(c.Log.Format == "json" || c.Log.Format == "text", "log.format", "must be json or text, got %q", c.Log.Format)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,171 @@
+// Package store defines the chat's data model and the storage contract every backend fulfils.
+//
+// Two backends implement Store: store/bolt (embedded, the default) and store/mongo (production).
+// Both pass the same conformance suite in store/storetest. The contract is written so that each
+// invariant can be kept by one atomic operation of the backend (a bbolt write transaction, or a
+// MongoDB single-document write guarded by a unique index), never by a read-then-write race.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors every backend returns, possibly wrapped.
+var (
+	// ErrNotFound: no such organisation, conversation or message.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: CreateConversation found an open conversation of the same visitor.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the backend could not be reached or did not answer in time.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Conversation statuses.
+const (
+	StatusOpen   = "open"
+	StatusClosed = "closed"
+)
+
+// Org is an organisation (a shop) and its chat settings.
+type Org struct {
+	ID                 string    `json:"id"`
+	Name               string    `json:"name"`
+	ChatOfflineMessage string    `json:"chat_offline_message"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
+}
+
+// Manager is what the store knows of a manager: its registration (name and capacity, set by an
+// administrator) and when it was last given a conversation. A manager who was never registered
+// has Registered false and unlimited capacity.
+type Manager struct {
+	OrgID          string     `json:"org_id"`
+	ID             string     `json:"id"`
+	Name           string     `json:"name"`
+	Capacity       int        `json:"capacity"` // open conversations at most; 0 = unlimited
+	Registered     bool       `json:"registered"`
+	LastAssignedAt *time.Time `json:"last_assigned_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+// Conversation is one chat between a visitor and a manager of an organisation.
+type Conversation struct {
+	ID        string     `json:"id"`
+	OrgID     string     `json:"org_id"`
+	VisitorID string     `json:"visitor_id"`
+	ManagerID string     `json:"manager_id"`
+	Status    string     `json:"status"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	ClosedAt  *time.Time `json:"closed_at,omitempty"`
+}
+
+// Sender says who wrote a message: Type is "visitor" or "manager".
+type Sender struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// Message is one chat message. Seq orders the messages of one visitor in one organisation
+// (across all its conversations); see AppendMessage for the guarantee it carries.
+type Message struct {
+	ID              string     `json:"id"`
+	ConversationID  string     `json:"conversation_id"`
+	OrgID           string     `json:"org_id"`
+	VisitorID       string     `json:"visitor_id"`
+	Seq             uint64     `json:"-"`
+	Sender          Sender     `json:"sender"`
+	Content         string     `json:"content"`
+	ClientMessageID string     `json:"client_message_id,omitempty"`
+	Read            bool       `json:"read"`
+	ReadAt          *time.Time `json:"read_at"`
+	CreatedAt       time.Time  `json:"created_at"`
+}
+
+// Notification is a payload sent to a visitor's notification channel, kept for the record.
+type Notification struct {
+	ID        string          `json:"id"`
+	OrgID     string          `json:"org_id"`
+	VisitorID string          `json:"visitor_id"`
+	Data      json.RawMessage `json:"notification"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// HistoryQuery selects messages of one visitor by sequence number.
+//
+//   - Forward: messages with Seq > After, oldest first (catch-up after a reconnect; After 0
+//     starts at the first message);
+//   - else, From > 0: messages with Seq <= From, newest first (history from a given message);
+//   - else: the newest messages, newest first.
+//
+// Limit is always positive.
+type HistoryQuery struct {
+	Forward bool
+	After   uint64
+	From    uint64
+	Limit   int
+}
+
+// Store is the storage contract of the chat domain. Every method honours ctx; a backend that
+// cannot be reached returns an error wrapping ErrUnavailable.
+type Store interface {
+	// PutOrg creates or updates an organisation's name and offline message.
+	PutOrg(ctx context.Context, o Org) (Org, error)
+	// Org returns an organisation, or ErrNotFound.
+	Org(ctx context.Context, id string) (Org, error)
+
+	// PutManager registers a manager, or updates its name and capacity.
+	PutManager(ctx context.Context, m Manager) (Manager, error)
+	// Managers returns what the store knows of the given managers of org; unknown ids are absent.
+	Managers(ctx context.Context, org string, ids []string) (map[string]Manager, error)
+
+	// CreateConversation stores c (status open) unless the visitor already has an open
+	// conversation in the organisation, in which case it returns ErrConflict: at most one open
+	// conversation per visitor and organisation, also under concurrent calls. When c has a
+	// manager, the manager's LastAssignedAt becomes c.CreatedAt.
+	CreateConversation(ctx context.Context, c Conversation) (Conversation, error)
+	// Conversation returns a conversation by id, or ErrNotFound.
+	Conversation(ctx context.Context, id string) (Conversation, error)
+	// OpenConversation returns the visitor's open conversation in org, or ErrNotFound.
+	OpenConversation(ctx context.Context, org, visitor string) (Conversation, error)
+	// CloseConversation closes a conversation (a no-op when already closed) and returns it.
+	CloseConversation(ctx context.Context, id string, at time.Time) (Conversation, error)
+	// OpenCounts returns the number of open conversations per manager of org.
+	OpenCounts(ctx context.Context, org string) (map[string]int, error)
+
+	// AppendMessage stores m and returns it with its Seq, and created true. When
+	// m.ClientMessageID is set and the same sender already stored a message with it for this
+	// visitor, the stored message is returned with created false and nothing is written.
+	//
+	// Seq is 1, 2, 3, … per (OrgID, VisitorID), without gaps, and a message with Seq n becomes
+	// visible to readers only after every message with a smaller Seq is visible. So a reader that
+	// has seen everything up to n and asks for Seq > n can never skip a message that a
+	// concurrent writer commits later: the later message gets a larger Seq.
+	AppendMessage(ctx context.Context, m Message) (msg Message, created bool, err error)
+	// Message returns a message by id, or ErrNotFound.
+	Message(ctx context.Context, id string) (Message, error)
+	// MarkRead sets a message's read flag and read time once; later calls change nothing.
+	MarkRead(ctx context.Context, id string, at time.Time) (Message, error)
+	// History returns messages of one visitor of org as q selects.
+	History(ctx context.Context, org, visitor string, q HistoryQuery) ([]Message, error)
+
+	// AddNotification stores a notification.
+	AddNotification(ctx context.Context, n Notification) (Notification, error)
+
+	// Ping checks that the backend answers.
+	Ping(ctx context.Context) error
+	// Close releases the backend; it waits for nothing that ctx does not allow.
+	Close(ctx context.Context) error
+}
+
+// NewID returns a new random id of 20 characters of [A-Za-z0-9_-] (120 bits).
+func NewID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms.
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
