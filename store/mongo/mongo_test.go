@@ -1,0 +1,87 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+
+	"github.com/convead/chat-server/store"
+	"github.com/convead/chat-server/store/storetest"
+)
+
+// TestConformanceFerretDB runs the suite over the MongoDB wire protocol against FerretDB
+// (SQLite backend) started in this process.
+func TestConformanceFerretDB(t *testing.T) {
+	uri := StartFerretDB(t)
+	runSuite(t, uri)
+}
+
+// TestConformanceMongoDB runs the suite against a real MongoDB when CHAT_TEST_MONGO_URI is set.
+func TestConformanceMongoDB(t *testing.T) {
+	uri := os.Getenv("CHAT_TEST_MONGO_URI")
+	if uri == "" {
+		t.Skip("CHAT_TEST_MONGO_URI is not set: no real MongoDB to test against (FerretDB is tested above)")
+	}
+	runSuite(t, uri)
+}
+
+var dbSeq atomic.Int64
+
+func runSuite(t *testing.T, uri string) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		db := fmt.Sprintf("chat_test_%d_%d", time.Now().UnixNano(), dbSeq.Add(1))
+		s, err := Open(context.Background(), uri, db, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.client.Database(db).Drop(context.Background()) })
+		return s
+	})
+}
+
+// StartFerretDB starts FerretDB on a loopback port for the test and returns its URI.
+func StartFerretDB(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + t.TempDir() + "/",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f.MongoDBURI()
+}
+
+func TestUnreachableIsUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	_, err = Open(context.Background(), "mongodb://"+addr+"/?connectTimeoutMS=300", "x", 500*time.Millisecond)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Open against a closed port: err = %v, want ErrUnavailable", err)
+	}
+}
