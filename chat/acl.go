@@ -1,0 +1,114 @@
+package chat
+
+import (
+	"context"
+	"sync"
+
+	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/store"
+)
+
+// The ACL of SPEC §6, deny by default. Channel names are always those of the caller's own
+// organisation (the doors map them into `orgs/<org>/`), so "its organisation" is implied for
+// every kind but conversations, whose ids are global and are checked against the store.
+
+// CanSubscribe decides whether id may subscribe to the channel name (or pattern) of its org.
+func (s *Service) CanSubscribe(ctx context.Context, id auth.Identity, name string) error {
+	if id.Role == auth.Service {
+		return nil
+	}
+	ch := channel.Classify(name)
+	switch ch.Kind {
+	case channel.ServiceAll:
+		if id.Role == auth.Manager {
+			return nil
+		}
+	case channel.Service:
+		if id.Role == auth.Manager || id.Subject == ch.ID {
+			return nil
+		}
+	case channel.Notifications:
+		if id.Role == auth.Visitor && id.Subject == ch.ID {
+			return nil
+		}
+	case channel.Conversation, channel.ConversationSub:
+		c, err := s.conversationMeta(ctx, id, ch.ID)
+		if err != nil {
+			return err
+		}
+		if id.Role == auth.Manager || id.Subject == c.VisitorID {
+			return nil
+		}
+	}
+	return Forbidden("%s may not subscribe to %s", id.Role, name)
+}
+
+// Typing is the conversation sub-channel participants may publish to directly.
+const Typing = "typing"
+
+// CanPublish decides whether id may publish to the channel name of its org. Chat messages are
+// created only through PostMessage, never by a raw publish; a service may publish anywhere.
+func (s *Service) CanPublish(ctx context.Context, id auth.Identity, name string) error {
+	if id.Role == auth.Service {
+		return nil
+	}
+	ch := channel.Classify(name)
+	if ch.Kind == channel.ConversationSub && ch.Sub == Typing {
+		c, err := s.conversationMeta(ctx, id, ch.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := senderOf(id, c); err == nil {
+			return nil
+		}
+	}
+	return Forbidden("%s may not publish to %s", id.Role, name)
+}
+
+// conversationMeta returns the immutable facts of a conversation (org, visitor, manager), from
+// a cache when it can: the MQTT ACL asks for every delivery, not only at subscribe time.
+func (s *Service) conversationMeta(ctx context.Context, id auth.Identity, convID string) (store.Conversation, error) {
+	if c, ok := s.convs.get(convID); ok {
+		if c.OrgID != id.Org {
+			return store.Conversation{}, errConversationNotFound
+		}
+		return c, nil
+	}
+	return s.conversation(ctx, id, convID)
+}
+
+// convCache keeps the fields of conversations that never change after creation: id, org,
+// visitor and manager. It is bounded; when full, an arbitrary half is dropped.
+type convCache struct {
+	mu    sync.RWMutex
+	max   int
+	items map[string]store.Conversation
+}
+
+func newConvCache(max int) *convCache {
+	return &convCache{max: max, items: make(map[string]store.Conversation)}
+}
+
+func (c *convCache) get(id string) (store.Conversation, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.items[id]
+	return v, ok
+}
+
+func (c *convCache) put(v store.Conversation) {
+	meta := store.Conversation{ID: v.ID, OrgID: v.OrgID, VisitorID: v.VisitorID, ManagerID: v.ManagerID}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.items) >= c.max {
+		n := 0
+		for k := range c.items { // map order is random: this drops an arbitrary half
+			delete(c.items, k)
+			if n++; n >= c.max/2 {
+				break
+			}
+		}
+	}
+	c.items[v.ID] = meta
+}

@@ -1,0 +1,497 @@
+// Package chat holds the rules of the product: who may open, post, read and close, which
+// manager gets a conversation, and what is published where. The doors (REST, MQTT, Faye) call
+// it with an authenticated identity; it calls the store and publishes through the broker.
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/store"
+)
+
+// Publisher delivers a payload to a channel of an organisation (the broker does).
+type Publisher interface {
+	Publish(org, channelName string, payload []byte) error
+}
+
+// Presence tells which managers of an organisation are on duty.
+type Presence interface {
+	OnDuty(org string) []string
+}
+
+// Config holds the limits the rules need.
+type Config struct {
+	// MaxMessagesCount is the history page size when none is asked, and the largest page.
+	MaxMessagesCount int
+	// ContentChars is the longest message content, in characters.
+	ContentChars int
+}
+
+// DefaultOfflineMessage answers chat_offline for an organisation that set none.
+const DefaultOfflineMessage = "No manager is available right now. Please try again later."
+
+// MaxClientMessageIDBytes bounds client_message_id.
+const MaxClientMessageIDBytes = 128
+
+// Service implements the chat rules.
+type Service struct {
+	store    store.Store
+	pub      Publisher
+	presence Presence
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+
+	// assign serialises manager choice and creation per organisation, so that concurrent
+	// openings on this node respect capacities.
+	assignMu sync.Mutex
+	assign   map[string]*sync.Mutex
+
+	convs *convCache
+}
+
+// New returns the chat service.
+func New(s store.Store, pub Publisher, p Presence, cfg Config, log *slog.Logger) *Service {
+	return &Service{store: s, pub: pub, presence: p, cfg: cfg, log: log,
+		now:    func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
+		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000)}
+}
+
+// storeErr turns store errors into client errors; unexpected ones keep their text for the log.
+func storeErr(err error, notFound *Error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound) && notFound != nil:
+		return notFound
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w (%w)", newErr(KindUnavailable, "store_unavailable", "the message store is unavailable, retry later"), err)
+	}
+	return err
+}
+
+var (
+	errConversationNotFound = newErr(KindNotFound, "conversation_not_found", "no such conversation")
+	errMessageNotFound      = newErr(KindNotFound, "message_not_found", "no such message")
+)
+
+// conversation loads a conversation of the caller's organisation; one of another organisation
+// is "not found", so that its existence is not revealed.
+func (s *Service) conversation(ctx context.Context, id auth.Identity, convID string) (store.Conversation, error) {
+	if !channel.ValidID(convID) {
+		return store.Conversation{}, errConversationNotFound
+	}
+	c, err := s.store.Conversation(ctx, convID)
+	if err != nil {
+		return store.Conversation{}, storeErr(err, errConversationNotFound)
+	}
+	if c.OrgID != id.Org {
+		return store.Conversation{}, errConversationNotFound
+	}
+	s.convs.put(c)
+	return c, nil
+}
+
+type conversationEvent struct {
+	Entity       string             `json:"entity"`
+	Conversation store.Conversation `json:"conversation"`
+}
+
+type messageEvent struct {
+	Entity  string        `json:"entity"`
+	Message store.Message `json:"message"`
+}
+
+type notificationEvent struct {
+	Entity       string          `json:"entity"`
+	Notification json.RawMessage `json:"notification"`
+}
+
+// publish sends an event; a failure is logged, not returned: what was stored stays
+// acknowledged, and clients close any gap with the history catch-up.
+func (s *Service) publish(org, ch string, event any) {
+	payload, err := json.Marshal(event)
+	if err == nil {
+		err = s.pub.Publish(org, ch, payload)
+	}
+	if err != nil {
+		s.log.Error("publish failed", "org", org, "channel", ch, "err", err)
+	}
+}
+
+// OpenConversation opens the visitor's conversation or returns the open one (SPEC §5), and
+// announces it on /service/<visitor>. created tells whether it is new.
+func (s *Service) OpenConversation(ctx context.Context, id auth.Identity, visitorID string) (c store.Conversation, created bool, err error) {
+	if !channel.ValidID(visitorID) {
+		return c, false, Invalid("invalid_visitor_id", "visitor_id must be 1-64 characters of [A-Za-z0-9_-]")
+	}
+	if id.Role == auth.Visitor && id.Subject != visitorID {
+		return c, false, Forbidden("a visitor can only open its own conversation")
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		c, err = s.store.OpenConversation(ctx, id.Org, visitorID)
+		switch {
+		case err == nil:
+			if id.Role == auth.Manager && c.ManagerID != id.Subject {
+				return store.Conversation{}, false, newErr(KindConflict, "conversation_taken", "chat is already open with another manager")
+			}
+			s.convs.put(c)
+			s.publish(id.Org, channel.ServiceOf(visitorID), conversationEvent{"conversation", c})
+			return c, false, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return c, false, storeErr(err, nil)
+		}
+		c, err = s.create(ctx, id, visitorID)
+		switch {
+		case err == nil:
+			s.convs.put(c)
+			s.publish(id.Org, channel.ServiceOf(visitorID), conversationEvent{"conversation", c})
+			return c, true, nil
+		case !errors.Is(err, store.ErrConflict):
+			return c, false, err
+		}
+		// Someone opened it concurrently: take the path of an existing conversation.
+	}
+	return store.Conversation{}, false, newErr(KindConflict, "conversation_busy", "the conversation changed concurrently, retry")
+}
+
+func (s *Service) orgLock(org string) *sync.Mutex {
+	s.assignMu.Lock()
+	defer s.assignMu.Unlock()
+	mu := s.assign[org]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		s.assign[org] = mu
+	}
+	return mu
+}
+
+// create makes a new open conversation; the counterpart is the opening manager, or the chosen
+// on-duty manager when a visitor (or service) opens it.
+func (s *Service) create(ctx context.Context, id auth.Identity, visitorID string) (store.Conversation, error) {
+	mu := s.orgLock(id.Org)
+	mu.Lock()
+	defer mu.Unlock()
+	manager := id.Subject
+	if id.Role != auth.Manager {
+		var err error
+		if manager, err = s.chooseManager(ctx, id.Org); err != nil {
+			return store.Conversation{}, err
+		}
+	}
+	now := s.now()
+	c, err := s.store.CreateConversation(ctx, store.Conversation{ID: store.NewID(), OrgID: id.Org, VisitorID: visitorID,
+		ManagerID: manager, Status: store.StatusOpen, CreatedAt: now, UpdatedAt: now})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return c, storeErr(err, nil)
+	}
+	return c, err
+}
+
+// chooseManager picks among the on-duty managers the least loaded one below its capacity, ties
+// going to the one assigned longest ago (never assigned counts as longest) and then by id, so
+// the choice is deterministic (SPEC §7).
+func (s *Service) chooseManager(ctx context.Context, org string) (string, error) {
+	onDuty := s.presence.OnDuty(org)
+	if len(onDuty) > 0 {
+		loads, err := s.store.OpenCounts(ctx, org)
+		if err != nil {
+			return "", storeErr(err, nil)
+		}
+		managers, err := s.store.Managers(ctx, org, onDuty)
+		if err != nil {
+			return "", storeErr(err, nil)
+		}
+		best := ""
+		var bestLoad int
+		var bestAt time.Time
+		for _, m := range onDuty { // sorted by id
+			info := managers[m]
+			load := loads[m]
+			if info.Capacity > 0 && load >= info.Capacity {
+				continue
+			}
+			var at time.Time
+			if info.LastAssignedAt != nil {
+				at = *info.LastAssignedAt
+			}
+			if best == "" || load < bestLoad || load == bestLoad && at.Before(bestAt) {
+				best, bestLoad, bestAt = m, load, at
+			}
+		}
+		if best != "" {
+			return best, nil
+		}
+	}
+	msg := DefaultOfflineMessage
+	o, err := s.store.Org(ctx, org)
+	switch {
+	case err == nil && o.ChatOfflineMessage != "":
+		msg = o.ChatOfflineMessage
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return "", storeErr(err, nil)
+	}
+	return "", newErr(KindOffline, "chat_offline", "%s", msg)
+}
+
+// ValidateContent checks a message body: non-blank, valid UTF-8, at most limit characters.
+func ValidateContent(content string, limit int) error {
+	switch {
+	case !utf8.ValidString(content):
+		return Invalid("invalid_content", "content must be valid UTF-8")
+	case strings.TrimSpace(content) == "":
+		return Invalid("invalid_content", "content must not be empty")
+	case utf8.RuneCountInString(content) > limit:
+		return Invalid("content_too_long", "content is longer than %d characters", limit)
+	}
+	return nil
+}
+
+func validClientMessageID(s string) bool {
+	if len(s) > MaxClientMessageIDBytes || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// senderOf returns the sender a participant posts as, or an error if id is no participant.
+func senderOf(id auth.Identity, c store.Conversation) (store.Sender, error) {
+	switch {
+	case id.Role == auth.Visitor && id.Subject == c.VisitorID:
+		return store.Sender{Type: string(auth.Visitor), ID: id.Subject}, nil
+	case id.Role == auth.Manager && id.Subject == c.ManagerID:
+		return store.Sender{Type: string(auth.Manager), ID: id.Subject}, nil
+	}
+	return store.Sender{}, Forbidden("only the conversation's visitor and manager may do this")
+}
+
+// PostMessage stores a message of a participant and publishes it on /conversations/<id>.
+// A retry with the same client_message_id returns the stored message with created false and
+// publishes nothing again.
+func (s *Service) PostMessage(ctx context.Context, id auth.Identity, convID, content, clientMessageID string) (store.Message, bool, error) {
+	c, err := s.conversation(ctx, id, convID)
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	sender, err := senderOf(id, c)
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	if !validClientMessageID(clientMessageID) {
+		return store.Message{}, false, Invalid("invalid_client_message_id", "client_message_id must be at most %d bytes of printable UTF-8", MaxClientMessageIDBytes)
+	}
+	if err := ValidateContent(content, s.cfg.ContentChars); err != nil {
+		return store.Message{}, false, err
+	}
+	if c.Status != store.StatusOpen {
+		return store.Message{}, false, newErr(KindConflict, "conversation_closed", "the conversation is closed")
+	}
+	m, created, err := s.store.AppendMessage(ctx, store.Message{ID: store.NewID(), ConversationID: c.ID, OrgID: c.OrgID,
+		VisitorID: c.VisitorID, Sender: sender, Content: content, ClientMessageID: clientMessageID, CreatedAt: s.now()})
+	if err != nil {
+		return store.Message{}, false, storeErr(err, nil)
+	}
+	if created {
+		s.publish(c.OrgID, channel.ConversationOf(c.ID), messageEvent{"message", m})
+	}
+	return m, created, nil
+}
+
+// HistoryQuery is a history request: Count messages (0 = the configured default) from SinceID
+// (inclusive, newest first), or after AfterID (exclusive, oldest first), or the newest.
+type HistoryQuery struct {
+	Count   int
+	SinceID string
+	AfterID string
+}
+
+// History returns messages of the conversation's visitor across all its conversations in the
+// organisation (SPEC §5). The visitor itself, any manager of the organisation and a service may
+// read it.
+func (s *Service) History(ctx context.Context, id auth.Identity, convID string, q HistoryQuery) ([]store.Message, error) {
+	c, err := s.conversation(ctx, id, convID)
+	if err != nil {
+		return nil, err
+	}
+	if id.Role == auth.Visitor && id.Subject != c.VisitorID {
+		return nil, Forbidden("a visitor can only read its own history")
+	}
+	limit := q.Count
+	switch {
+	case limit < 0:
+		return nil, Invalid("invalid_count", "count must be positive")
+	case limit == 0, limit > s.cfg.MaxMessagesCount:
+		limit = s.cfg.MaxMessagesCount
+	}
+	if q.SinceID != "" && q.AfterID != "" {
+		return nil, Invalid("invalid_params", "give since_id or after_id, not both")
+	}
+	sq := store.HistoryQuery{Limit: limit}
+	for _, ref := range []struct {
+		id    string
+		apply func(seq uint64)
+	}{
+		{q.SinceID, func(seq uint64) { sq.From = seq }},
+		{q.AfterID, func(seq uint64) { sq.Forward, sq.After = true, seq }},
+	} {
+		if ref.id == "" {
+			continue
+		}
+		m, err := s.message(ctx, ref.id)
+		if err != nil {
+			return nil, err
+		}
+		if m.OrgID != c.OrgID || m.VisitorID != c.VisitorID {
+			return nil, errMessageNotFound
+		}
+		ref.apply(m.Seq)
+	}
+	msgs, err := s.store.History(ctx, c.OrgID, c.VisitorID, sq)
+	if err != nil {
+		return nil, storeErr(err, nil)
+	}
+	return msgs, nil
+}
+
+func (s *Service) message(ctx context.Context, msgID string) (store.Message, error) {
+	if !channel.ValidID(msgID) {
+		return store.Message{}, errMessageNotFound
+	}
+	m, err := s.store.Message(ctx, msgID)
+	if err != nil {
+		return store.Message{}, storeErr(err, errMessageNotFound)
+	}
+	return m, nil
+}
+
+// MarkRead marks a message read; only its recipient may, and it publishes a receipt on
+// /conversations/<id>/receipts.
+func (s *Service) MarkRead(ctx context.Context, id auth.Identity, convID, msgID string) (store.Message, error) {
+	c, err := s.conversation(ctx, id, convID)
+	if err != nil {
+		return store.Message{}, err
+	}
+	m, err := s.message(ctx, msgID)
+	if err != nil {
+		return store.Message{}, err
+	}
+	if m.ConversationID != c.ID {
+		return store.Message{}, errMessageNotFound
+	}
+	sender, err := senderOf(id, c)
+	if err != nil {
+		return store.Message{}, err
+	}
+	if sender.Type == m.Sender.Type {
+		return store.Message{}, Forbidden("only the recipient may mark a message read")
+	}
+	if m.Read {
+		return m, nil
+	}
+	if m, err = s.store.MarkRead(ctx, msgID, s.now()); err != nil {
+		return store.Message{}, storeErr(err, errMessageNotFound)
+	}
+	s.publish(c.OrgID, channel.ConversationSubOf(c.ID, "receipts"), messageEvent{"receipt", m})
+	return m, nil
+}
+
+// CloseConversation closes a conversation; its visitor, its manager or a service may. The closed
+// conversation is published on /conversations/<id>/status.
+func (s *Service) CloseConversation(ctx context.Context, id auth.Identity, convID string) (store.Conversation, error) {
+	c, err := s.conversation(ctx, id, convID)
+	if err != nil {
+		return c, err
+	}
+	if id.Role != auth.Service {
+		if _, err := senderOf(id, c); err != nil {
+			return c, err
+		}
+	}
+	if c.Status == store.StatusClosed {
+		return c, nil
+	}
+	if c, err = s.store.CloseConversation(ctx, c.ID, s.now()); err != nil {
+		return c, storeErr(err, errConversationNotFound)
+	}
+	s.publish(c.OrgID, channel.ConversationSubOf(c.ID, "status"), conversationEvent{"conversation", c})
+	return c, nil
+}
+
+// Notify stores a notification for a visitor and publishes it on /notifications/<visitor>.
+// Only a service may.
+func (s *Service) Notify(ctx context.Context, id auth.Identity, visitorID string, data json.RawMessage) (store.Notification, error) {
+	if id.Role != auth.Service {
+		return store.Notification{}, Forbidden("only a service may send notifications")
+	}
+	if !channel.ValidID(visitorID) {
+		return store.Notification{}, Invalid("invalid_visitor_id", "visitor_id must be 1-64 characters of [A-Za-z0-9_-]")
+	}
+	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
+		return store.Notification{}, Invalid("invalid_notification", "notification must be a JSON object")
+	}
+	n, err := s.store.AddNotification(ctx, store.Notification{ID: store.NewID(), OrgID: id.Org, VisitorID: visitorID, Data: data, CreatedAt: s.now()})
+	if err != nil {
+		return n, storeErr(err, nil)
+	}
+	s.publish(id.Org, channel.NotificationsOf(visitorID), notificationEvent{"notification", n.Data})
+	return n, nil
+}
+
+func (s *Service) requireAdmin(id auth.Identity, org string) error {
+	if id.Role != auth.Service || id.Org != org {
+		return Forbidden("administration needs a service token of organisation %s", org)
+	}
+	if !channel.ValidID(org) {
+		return Invalid("invalid_org_id", "org_id must be 1-64 characters of [A-Za-z0-9_-]")
+	}
+	return nil
+}
+
+// PutOrg sets an organisation's name and offline message.
+func (s *Service) PutOrg(ctx context.Context, id auth.Identity, org, name, offlineMessage string) (store.Org, error) {
+	if err := s.requireAdmin(id, org); err != nil {
+		return store.Org{}, err
+	}
+	for field, v := range map[string]string{"name": name, "chat_offline_message": offlineMessage} {
+		if !utf8.ValidString(v) || utf8.RuneCountInString(v) > s.cfg.ContentChars {
+			return store.Org{}, Invalid("invalid_"+field, "%s must be valid UTF-8 of at most %d characters", field, s.cfg.ContentChars)
+		}
+	}
+	now := s.now()
+	o, err := s.store.PutOrg(ctx, store.Org{ID: org, Name: name, ChatOfflineMessage: offlineMessage, CreatedAt: now, UpdatedAt: now})
+	return o, storeErr(err, nil)
+}
+
+// PutManager registers a manager with a name and a capacity (0 = unlimited).
+func (s *Service) PutManager(ctx context.Context, id auth.Identity, org, manager, name string, capacity int) (store.Manager, error) {
+	if err := s.requireAdmin(id, org); err != nil {
+		return store.Manager{}, err
+	}
+	switch {
+	case !channel.ValidID(manager):
+		return store.Manager{}, Invalid("invalid_manager_id", "manager_id must be 1-64 characters of [A-Za-z0-9_-]")
+	case capacity < 0:
+		return store.Manager{}, Invalid("invalid_capacity", "capacity must be 0 (unlimited) or more")
+	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > 200:
+		return store.Manager{}, Invalid("invalid_name", "name must be valid UTF-8 of at most 200 characters")
+	}
+	m, err := s.store.PutManager(ctx, store.Manager{OrgID: org, ID: manager, Name: name, Capacity: capacity, UpdatedAt: s.now()})
+	return m, storeErr(err, nil)
+}
+
+// Ready reports whether the store answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
