@@ -1,0 +1,349 @@
+// Package api is the REST door: the `/chat/*` endpoints of the original product, the
+// `/admin/*` endpoints that make it usable on its own, and health checks. Handlers only decode
+// requests, authenticate, call the chat domain and encode replies; the rules live in chat.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/chat"
+	"github.com/convead/chat-server/origin"
+)
+
+// Config configures the REST door.
+type Config struct {
+	// AnonymousOrg, when set, lets requests without a token act as the visitor named by their
+	// `sender` in this organisation (the compatibility switch of SPEC §6).
+	AnonymousOrg string
+	// Origins governs cross-origin browser requests.
+	Origins origin.Policy
+	// Ready lists the readiness checks of /readyz by name.
+	Ready map[string]func(context.Context) error
+}
+
+// Verifier turns a bearer token into an identity.
+type Verifier interface {
+	Verify(token string) (auth.Identity, error)
+}
+
+type handlers struct {
+	svc      *chat.Service
+	verifier Verifier
+	cfg      Config
+	log      *slog.Logger
+}
+
+// Register mounts the REST API and health checks on app.
+func Register(app *fiber.App, svc *chat.Service, v Verifier, cfg Config, log *slog.Logger) {
+	h := &handlers{svc: svc, verifier: v, cfg: cfg, log: log}
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", h.ready)
+
+	for _, prefix := range []string{"/chat", "/admin"} {
+		app.Use(prefix, h.headers, h.cors)
+	}
+	app.Post("/chat/service/:visitor_id", h.openConversation)
+	app.Post("/chat/conversation/:conversation_id", h.postMessage)
+	app.Post("/chat/conversation/:conversation_id/messages", h.history)
+	app.Post("/chat/conversation/:conversation_id/message/:message_id/mark_read", h.markRead)
+	app.Post("/chat/conversation/:conversation_id/close", h.closeConversation)
+	app.Post("/chat/notifications/:visitor_id", h.notify)
+	app.Put("/admin/orgs/:org_id", h.putOrg)
+	app.Put("/admin/orgs/:org_id/managers/:manager_id", h.putManager)
+}
+
+func (h *handlers) ready(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	checks := fiber.Map{}
+	status := fiber.StatusOK
+	for name, check := range h.cfg.Ready {
+		if err := check(ctx); err != nil {
+			checks[name] = err.Error()
+			status = fiber.StatusServiceUnavailable
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	state := "ready"
+	if status != fiber.StatusOK {
+		state = "unavailable"
+	}
+	return c.Status(status).JSON(fiber.Map{"status": state, "checks": checks})
+}
+
+// headers sets what every API reply carries: no sniffing, no framing, no caching.
+func (h *handlers) headers(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Next()
+}
+
+// cors refuses browser requests from origins outside the allow-list, and answers CORS for the
+// allowed cross-origin ones (SPEC §10).
+func (h *handlers) cors(c *fiber.Ctx) error {
+	o, host := c.Get(fiber.HeaderOrigin), string(c.Request().Host())
+	if !h.cfg.Origins.Allowed(o, host) {
+		return &chat.Error{Kind: chat.KindForbidden, Code: "origin_not_allowed", Message: "this origin is not in http.allowed_origins"}
+	}
+	if !origin.CrossOrigin(o, host) {
+		return c.Next()
+	}
+	c.Set(fiber.HeaderAccessControlAllowOrigin, o)
+	c.Vary(fiber.HeaderOrigin)
+	if c.Method() == fiber.MethodOptions && c.Get(fiber.HeaderAccessControlRequestMethod) != "" {
+		c.Set(fiber.HeaderAccessControlAllowMethods, "POST, PUT, OPTIONS")
+		c.Set(fiber.HeaderAccessControlAllowHeaders, "Authorization, Content-Type")
+		c.Set(fiber.HeaderAccessControlMaxAge, "600")
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+	return c.Next()
+}
+
+// request decodes the parameters and tells who is asking. With a token, the sender is the
+// token's subject and a contradicting `sender` is refused; without one, only the anonymous
+// switch lets a visitor through.
+func (h *handlers) request(c *fiber.Ctx) (Params, auth.Identity, error) {
+	var id auth.Identity
+	authz := c.Get(fiber.HeaderAuthorization)
+	if authz != "" {
+		scheme, token, _ := strings.Cut(authz, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return nil, id, chat.Unauthenticated("use Authorization: Bearer <token>")
+		}
+		var err error
+		if id, err = h.verifier.Verify(strings.TrimSpace(token)); err != nil {
+			return nil, id, chat.Unauthenticated("the token is invalid or expired")
+		}
+	}
+	p, err := DecodeParams(string(c.Request().Header.ContentType()), c.Body(), string(c.Request().URI().QueryString()))
+	if err != nil {
+		return nil, id, err
+	}
+	sender, hasSender, err := p.Sender()
+	if err != nil {
+		return nil, id, err
+	}
+	switch {
+	case authz != "":
+		if hasSender && (sender.Type != string(id.Role) || sender.ID != id.Subject) {
+			return nil, id, &chat.Error{Kind: chat.KindForbidden, Code: "sender_mismatch", Message: "sender does not match the token"}
+		}
+		return p, id, nil
+	case h.cfg.AnonymousOrg == "":
+		return nil, id, chat.Unauthenticated("a bearer token is required")
+	case !hasSender || sender.Type != string(auth.Visitor):
+		return nil, id, chat.Unauthenticated("without a token, only a visitor sender is accepted")
+	case !channel.ValidID(sender.ID):
+		return nil, id, chat.Invalid("invalid_sender", "sender.id must be 1-64 characters of [A-Za-z0-9_-]")
+	}
+	return p, auth.Identity{Subject: sender.ID, Role: auth.Visitor, Org: h.cfg.AnonymousOrg}, nil
+}
+
+func created(ok bool) int {
+	if ok {
+		return fiber.StatusCreated
+	}
+	return fiber.StatusOK
+}
+
+func (h *handlers) openConversation(c *fiber.Ctx) error {
+	_, id, err := h.request(c)
+	if err != nil {
+		return err
+	}
+	conv, isNew, err := h.svc.OpenConversation(c.UserContext(), id, c.Params("visitor_id"))
+	if err != nil {
+		return err
+	}
+	return c.Status(created(isNew)).JSON(fiber.Map{"conversation": conv})
+}
+
+func (h *handlers) postMessage(c *fiber.Ctx) error {
+	p, id, err := h.request(c)
+	if err != nil {
+		return err
+	}
+	content, err := p.String("content")
+	if err != nil {
+		return err
+	}
+	cmid, err := p.String("client_message_id")
+	if err != nil {
+		return err
+	}
+	m, isNew, err := h.svc.PostMessage(c.UserContext(), id, c.Params("conversation_id"), content, cmid)
+	if err != nil {
+		return err
+	}
+	return c.Status(created(isNew)).JSON(fiber.Map{"message": m})
+}
+
+func (h *handlers) history(c *fiber.Ctx) error {
+	p, id, err := h.request(c)
+	if err != nil {
+		return err
+	}
+	var q chat.HistoryQuery
+	if q.Count, err = p.Int("count"); err != nil {
+		return err
+	}
+	if q.SinceID, err = p.String("since_id"); err != nil {
+		return err
+	}
+	if q.AfterID, err = p.String("after_id"); err != nil {
+		return err
+	}
+	msgs, err := h.svc.History(c.UserContext(), id, c.Params("conversation_id"), q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"messages": msgs})
+}
+
+func (h *handlers) markRead(c *fiber.Ctx) error {
+	_, id, err := h.request(c)
+	if err != nil {
+		return err
+	}
+	m, err := h.svc.MarkRead(c.UserContext(), id, c.Params("conversation_id"), c.Params("message_id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"message": m})
+}
+
+func (h *handlers) closeConversation(c *fiber.Ctx) error {
+	_, id, err := h.request(c)
+	if err != nil {
+		return err
+	}
+	conv, err := h.svc.CloseConversation(c.UserContext(), id, c.Params("conversation_id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"conversation": conv})
+}
+
+func (h *handlers) notify(c *fiber.Ctx) error {
+	p, id, err := h.request(c)
+	if err != nil {
+		return err
+	}
+	data, err := p.Object("notification")
+	if err != nil {
+		return err
+	}
+	if data == nil {
+		return chat.Invalid("invalid_notification", "notification is required")
+	}
+	n, err := h.svc.Notify(c.UserContext(), id, c.Params("visitor_id"), data)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"notification": n})
+}
+
+func (h *handlers) putOrg(c *fiber.Ctx) error {
+	p, id, err := h.request(c)
+	if err != nil {
+		return err
+	}
+	name, err := p.String("name")
+	if err != nil {
+		return err
+	}
+	offline, err := p.String("chat_offline_message")
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.PutOrg(c.UserContext(), id, c.Params("org_id"), name, offline)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"org": o})
+}
+
+func (h *handlers) putManager(c *fiber.Ctx) error {
+	p, id, err := h.request(c)
+	if err != nil {
+		return err
+	}
+	name, err := p.String("name")
+	if err != nil {
+		return err
+	}
+	capacity, err := p.Int("capacity")
+	if err != nil {
+		return err
+	}
+	m, err := h.svc.PutManager(c.UserContext(), id, c.Params("org_id"), c.Params("manager_id"), name, capacity)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"manager": m})
+}
+
+// ErrorBody is the JSON shape of every error reply.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+var kindStatus = map[chat.Kind]int{
+	chat.KindInvalid:         fiber.StatusBadRequest,
+	chat.KindUnauthenticated: fiber.StatusUnauthorized,
+	chat.KindForbidden:       fiber.StatusForbidden,
+	chat.KindNotFound:        fiber.StatusNotFound,
+	chat.KindConflict:        fiber.StatusConflict,
+	chat.KindOffline:         fiber.StatusUnprocessableEntity,
+	chat.KindUnavailable:     fiber.StatusServiceUnavailable,
+}
+
+var statusCode = map[int]string{
+	fiber.StatusBadRequest:            "bad_request",
+	fiber.StatusNotFound:              "not_found",
+	fiber.StatusMethodNotAllowed:      "method_not_allowed",
+	fiber.StatusRequestEntityTooLarge: "payload_too_large",
+	fiber.StatusRequestTimeout:        "request_timeout",
+	fiber.StatusTooManyRequests:       "rate_limited",
+	fiber.StatusServiceUnavailable:    "unavailable",
+}
+
+// ErrorHandler renders every error, the server's own (413, 404, …) included, in the JSON shape
+// of SPEC §5. Unexpected errors are logged and answered with a generic 500.
+func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		var body ErrorBody
+		status := fiber.StatusInternalServerError
+		var fe *fiber.Error
+		switch e := chat.AsError(err); {
+		case e != nil && e.Kind != chat.KindInternal:
+			status, body.Error.Code, body.Error.Message = kindStatus[e.Kind], e.Code, e.Message
+			if e.Kind == chat.KindUnavailable {
+				log.Warn("request failed: dependency unavailable", "method", c.Method(), "path", c.Path(), "err", err.Error())
+			}
+		case errors.As(err, &fe):
+			status, body.Error.Message = fe.Code, fe.Message
+			if body.Error.Code = statusCode[fe.Code]; body.Error.Code == "" {
+				body.Error.Code = "http_error"
+			}
+		default:
+			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err.Error())
+			body.Error.Code, body.Error.Message = "internal_error", "internal error"
+		}
+		return c.Status(status).JSON(body)
+	}
+}

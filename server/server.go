@@ -1,0 +1,154 @@
+// Package server wires the parts into one running node: store, broker and its hooks, chat
+// domain, and the HTTP doors. cmd/chat-server and the end-to-end tests both start it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/convead/chat-server/api"
+	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/broker"
+	"github.com/convead/chat-server/chat"
+	"github.com/convead/chat-server/config"
+	"github.com/convead/chat-server/origin"
+	"github.com/convead/chat-server/plugins/duty"
+	"github.com/convead/chat-server/plugins/mqttauth"
+	"github.com/convead/chat-server/presence"
+	"github.com/convead/chat-server/store"
+	"github.com/convead/chat-server/store/bolt"
+	"github.com/convead/chat-server/store/mongo"
+)
+
+// Server is one running node.
+type Server struct {
+	log    *slog.Logger
+	cfg    *config.Config
+	store  store.Store
+	broker *broker.Broker
+	app    *fiber.App
+	httpLn net.Listener
+	served chan error
+}
+
+// New builds a node from cfg; nothing listens until Start.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	secret, err := Secret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	duties := presence.NewRegistry()
+	b := broker.New(broker.Config{Addr: cfg.MQTT.Addr, QueuePerClient: cfg.MQTT.QueuePerClient}, log)
+	svc := chat.New(st, b, duties, chat.Config{MaxMessagesCount: cfg.API.MaxMessagesCount, ContentChars: cfg.Limits.ContentChars},
+		log.With("component", "chat"))
+	verifier := auth.NewVerifier(secret, cfg.Auth.Leeway)
+	authHook := mqttauth.New(verifier, svc, b.Server().Clients, log.With("component", "mqtt-auth"))
+	for _, h := range []mqtt.Hook{authHook, duty.New(duties, authHook)} {
+		if err := b.AddHook(h); err != nil {
+			_ = st.Close(ctx)
+			return nil, err
+		}
+	}
+
+	app := fiber.New(fiber.Config{
+		// Handlers hand request strings to the store and the broker: they must not alias
+		// fasthttp's reused buffers.
+		Immutable:               true,
+		BodyLimit:               cfg.Limits.HTTPBodyBytes,
+		ReadTimeout:             cfg.HTTP.ReadTimeout,
+		WriteTimeout:            cfg.HTTP.WriteTimeout,
+		IdleTimeout:             cfg.HTTP.IdleTimeout,
+		DisableStartupMessage:   true,
+		EnableTrustedProxyCheck: len(cfg.HTTP.TrustedProxies) > 0,
+		TrustedProxies:          cfg.HTTP.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg),
+		ErrorHandler:            api.ErrorHandler(log.With("component", "api")),
+	})
+	app.Use(recover.New())
+	api.Register(app, svc, verifier, api.Config{
+		AnonymousOrg: cfg.Auth.AnonymousOrg,
+		Origins:      origin.NewPolicy(cfg.HTTP.AllowedOrigins),
+		Ready: map[string]func(context.Context) error{
+			"store":  svc.Ready,
+			"broker": func(context.Context) error { return b.Ready() },
+		},
+	}, log.With("component", "api"))
+	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, served: make(chan error, 1)}, nil
+}
+
+func proxyHeader(cfg *config.Config) string {
+	if len(cfg.HTTP.TrustedProxies) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
+}
+
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	if cfg.Mongo.URI != "" {
+		st, err := mongo.Open(ctx, cfg.Mongo.URI, cfg.Mongo.Database, cfg.Mongo.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("open MongoDB store (mongo.uri): %w", err)
+		}
+		log.Info("store: MongoDB", "database", cfg.Mongo.Database)
+		return st, nil
+	}
+	st, err := bolt.Open(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store (data_dir): %w", err)
+	}
+	log.Info("store: embedded", "data_dir", cfg.DataDir)
+	return st, nil
+}
+
+// Start binds the MQTT and HTTP listeners and serves in the background.
+func (s *Server) Start() error {
+	if err := s.broker.Start(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
+	if err != nil {
+		_ = s.broker.Close()
+		return fmt.Errorf("listen HTTP on %s (http.addr): %w", s.cfg.HTTP.Addr, err)
+	}
+	s.httpLn = ln
+	go func() { s.served <- s.app.Listener(ln) }()
+	s.log.Info("mqtt listening", "addr", s.broker.Addr().String())
+	s.log.Info("http listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
+
+// MQTTAddr is the bound MQTT address.
+func (s *Server) MQTTAddr() net.Addr { return s.broker.Addr() }
+
+// Served reports the HTTP server's end: nil after Shutdown, an error if it failed.
+func (s *Server) Served() <-chan error { return s.served }
+
+// Shutdown stops accepting, lets in-flight requests finish within ctx, disconnects MQTT
+// clients and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop HTTP: %w", err))
+	}
+	if err := s.broker.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("stop broker: %w", err))
+	}
+	if err := s.store.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	return errors.Join(errs...)
+}
