@@ -59,7 +59,9 @@ type result[T any] struct {
 
 func ok[T any](v T, err error) result[T] { return result[T]{v, err} }
 
-func ok3(m store.Message, _ bool, err error) result[store.Message] { return result[store.Message]{m, err} }
+func ok3(m store.Message, _ bool, err error) result[store.Message] {
+	return result[store.Message]{m, err}
+}
 
 func (r result[T]) get(t *testing.T) T {
 	t.Helper()
@@ -328,7 +330,6 @@ func testHistory(t *testing.T, s store.Store) {
 		t.Errorf("history of an unknown visitor = %v", got)
 	}
 }
-
 
 // testCatchUpNeverSkips hammers the Seq guarantee: while visitor and manager post concurrently,
 // a reader that only ever asks for "after the last Seq I saw" must see 1, 2, 3, … with no gap,
