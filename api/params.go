@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/convead/chat-server/chat"
 )
@@ -36,6 +37,10 @@ func DecodeParams(contentType string, body []byte, query string) (Params, error)
 		if mt == "" && bytes.TrimSpace(body)[0] != '{' {
 			return nil, chat.Invalid("unsupported_media_type", "send JSON or application/x-www-form-urlencoded")
 		}
+		// encoding/json would silently turn invalid UTF-8 into U+FFFD: refuse it instead.
+		if !utf8.Valid(body) {
+			return nil, chat.Invalid("invalid_encoding", "the body must be valid UTF-8")
+		}
 		if err := json.Unmarshal(body, &fromBody); err != nil || fromBody == nil {
 			return nil, chat.Invalid("invalid_json", "the body must be a JSON object")
 		}
@@ -60,6 +65,10 @@ func decodeForm(s string) (Params, error) {
 	}
 	tree := map[string]any{}
 	for key, vs := range values {
+		// json.Marshal below would silently turn invalid UTF-8 into U+FFFD: refuse it instead.
+		if !utf8.ValidString(key) || !utf8.ValidString(vs[len(vs)-1]) {
+			return nil, chat.Invalid("invalid_encoding", "parameters must be valid UTF-8")
+		}
 		path, ok := splitFormKey(key)
 		if !ok {
 			return nil, chat.Invalid("invalid_param", "parameter name %q is malformed", clip(key))

@@ -26,6 +26,8 @@ func TestDecodeParams(t *testing.T) {
 		{"json array", "application/json", `[1,2]`, "", nil, "invalid_json"},
 		{"json null", "application/json", `null`, "", nil, "invalid_json"},
 		{"broken json", "application/json", `{"a":`, "", nil, "invalid_json"},
+		{"invalid UTF-8 JSON", "application/json", "{\"a\":\"\xff\"}", "", nil, "invalid_encoding"},
+		{"invalid UTF-8 form", "application/x-www-form-urlencoded", "a=%FF", "", nil, "invalid_encoding"},
 		{"xml", "application/xml", `<a/>`, "", nil, "unsupported_media_type"},
 		{"untyped non-json", "", `a=b`, "", nil, "unsupported_media_type"},
 		{"value and group", "application/x-www-form-urlencoded", "a=1&a[b]=2", "", nil, "invalid_param"},

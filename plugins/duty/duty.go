@@ -41,7 +41,7 @@ func (h *Hook) ID() string { return "chat-duty" }
 
 // Provides implements mqtt.Hook.
 func (h *Hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnDisconnect, mqtt.OnSessionEstablished}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnDisconnect, mqtt.OnSessionEstablished}, []byte{b})
 }
 
 // holder names one connection. The pointer tells a new connection from the one it takes over,
@@ -58,15 +58,28 @@ func (h *Hook) dutyFilter(cl *mqtt.Client) (auth.Identity, string, bool) {
 	return id, f, err == nil
 }
 
-// OnSubscribed puts a manager on duty when its service subscription is granted.
+// OnSubscribe puts a manager on duty when it asks for its service subscription. It runs before
+// the broker sends SUBACK, so the manager is on duty by the time its client sees the ack.
+func (h *Hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if id, filter, ok := h.dutyFilter(cl); ok {
+		for _, sub := range pk.Filters {
+			if sub.Filter == filter {
+				h.reg.Join(id.Org, id.Subject, holder(cl))
+			}
+		}
+	}
+	return pk
+}
+
+// OnSubscribed takes the duty back if the broker refused the service subscription after all.
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	id, filter, ok := h.dutyFilter(cl)
 	if !ok {
 		return
 	}
 	for i, sub := range pk.Filters {
-		if sub.Filter == filter && i < len(codes) && codes[i] < packets.ErrUnspecifiedError.Code {
-			h.reg.Join(id.Org, id.Subject, holder(cl))
+		if sub.Filter == filter && i < len(codes) && codes[i] >= packets.ErrUnspecifiedError.Code {
+			h.reg.Leave(id.Org, id.Subject, holder(cl))
 		}
 	}
 }
