@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -150,148 +151,139 @@ func (h *handlers) request(c *fiber.Ctx) (Params, auth.Identity, error) {
 	return p, auth.Identity{Subject: sender.ID, Role: auth.Visitor, Org: h.cfg.AnonymousOrg}, nil
 }
 
-func created(ok bool) int {
-	if ok {
+// reader reads a request's parameters, keeping the first error so handlers check once.
+type reader struct {
+	p   Params
+	id  auth.Identity
+	err error
+}
+
+func (h *handlers) read(c *fiber.Ctx) *reader {
+	p, id, err := h.request(c)
+	return &reader{p: p, id: id, err: err}
+}
+
+func (r *reader) str(key string) string {
+	if r.err != nil {
+		return ""
+	}
+	s, err := r.p.String(key)
+	r.err = err
+	return s
+}
+
+func (r *reader) int(key string) int {
+	if r.err != nil {
+		return 0
+	}
+	n, err := r.p.Int(key)
+	r.err = err
+	return n
+}
+
+func (r *reader) object(key string) json.RawMessage {
+	if r.err != nil {
+		return nil
+	}
+	o, err := r.p.Object(key)
+	r.err = err
+	return o
+}
+
+// reply sends {key: v} with status, or the error.
+func reply(c *fiber.Ctx, status int, key string, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	return c.Status(status).JSON(fiber.Map{key: v})
+}
+
+// created is 201 for a new resource, 200 for an existing one (a re-open, a retried post).
+func created(isNew bool) int {
+	if isNew {
 		return fiber.StatusCreated
 	}
 	return fiber.StatusOK
 }
 
 func (h *handlers) openConversation(c *fiber.Ctx) error {
-	_, id, err := h.request(c)
-	if err != nil {
-		return err
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
 	}
-	conv, isNew, err := h.svc.OpenConversation(c.UserContext(), id, c.Params("visitor_id"))
-	if err != nil {
-		return err
-	}
-	return c.Status(created(isNew)).JSON(fiber.Map{"conversation": conv})
+	conv, isNew, err := h.svc.OpenConversation(c.UserContext(), r.id, c.Params("visitor_id"))
+	return reply(c, created(isNew), "conversation", conv, err)
 }
 
 func (h *handlers) postMessage(c *fiber.Ctx) error {
-	p, id, err := h.request(c)
-	if err != nil {
-		return err
+	r := h.read(c)
+	content, cmid := r.str("content"), r.str("client_message_id")
+	if r.err != nil {
+		return r.err
 	}
-	content, err := p.String("content")
-	if err != nil {
-		return err
-	}
-	cmid, err := p.String("client_message_id")
-	if err != nil {
-		return err
-	}
-	m, isNew, err := h.svc.PostMessage(c.UserContext(), id, c.Params("conversation_id"), content, cmid)
-	if err != nil {
-		return err
-	}
-	return c.Status(created(isNew)).JSON(fiber.Map{"message": m})
+	m, isNew, err := h.svc.PostMessage(c.UserContext(), r.id, c.Params("conversation_id"), content, cmid)
+	return reply(c, created(isNew), "message", m, err)
 }
 
 func (h *handlers) history(c *fiber.Ctx) error {
-	p, id, err := h.request(c)
-	if err != nil {
-		return err
+	r := h.read(c)
+	q := chat.HistoryQuery{Count: r.int("count"), SinceID: r.str("since_id"), AfterID: r.str("after_id")}
+	if r.err != nil {
+		return r.err
 	}
-	var q chat.HistoryQuery
-	if q.Count, err = p.Int("count"); err != nil {
-		return err
-	}
-	if q.SinceID, err = p.String("since_id"); err != nil {
-		return err
-	}
-	if q.AfterID, err = p.String("after_id"); err != nil {
-		return err
-	}
-	msgs, err := h.svc.History(c.UserContext(), id, c.Params("conversation_id"), q)
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"messages": msgs})
+	msgs, err := h.svc.History(c.UserContext(), r.id, c.Params("conversation_id"), q)
+	return reply(c, fiber.StatusOK, "messages", msgs, err)
 }
 
 func (h *handlers) markRead(c *fiber.Ctx) error {
-	_, id, err := h.request(c)
-	if err != nil {
-		return err
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
 	}
-	m, err := h.svc.MarkRead(c.UserContext(), id, c.Params("conversation_id"), c.Params("message_id"))
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"message": m})
+	m, err := h.svc.MarkRead(c.UserContext(), r.id, c.Params("conversation_id"), c.Params("message_id"))
+	return reply(c, fiber.StatusOK, "message", m, err)
 }
 
 func (h *handlers) closeConversation(c *fiber.Ctx) error {
-	_, id, err := h.request(c)
-	if err != nil {
-		return err
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
 	}
-	conv, err := h.svc.CloseConversation(c.UserContext(), id, c.Params("conversation_id"))
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"conversation": conv})
+	conv, err := h.svc.CloseConversation(c.UserContext(), r.id, c.Params("conversation_id"))
+	return reply(c, fiber.StatusOK, "conversation", conv, err)
 }
 
 func (h *handlers) notify(c *fiber.Ctx) error {
-	p, id, err := h.request(c)
-	if err != nil {
-		return err
-	}
-	data, err := p.Object("notification")
-	if err != nil {
-		return err
+	r := h.read(c)
+	data := r.object("notification")
+	if r.err != nil {
+		return r.err
 	}
 	if data == nil {
 		return chat.Invalid("invalid_notification", "notification is required")
 	}
-	n, err := h.svc.Notify(c.UserContext(), id, c.Params("visitor_id"), data)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"notification": n})
+	n, err := h.svc.Notify(c.UserContext(), r.id, c.Params("visitor_id"), data)
+	return reply(c, fiber.StatusCreated, "notification", n, err)
 }
 
 func (h *handlers) putOrg(c *fiber.Ctx) error {
-	p, id, err := h.request(c)
-	if err != nil {
-		return err
+	r := h.read(c)
+	name, offline := r.str("name"), r.str("chat_offline_message")
+	if r.err != nil {
+		return r.err
 	}
-	name, err := p.String("name")
-	if err != nil {
-		return err
-	}
-	offline, err := p.String("chat_offline_message")
-	if err != nil {
-		return err
-	}
-	o, err := h.svc.PutOrg(c.UserContext(), id, c.Params("org_id"), name, offline)
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"org": o})
+	o, err := h.svc.PutOrg(c.UserContext(), r.id, c.Params("org_id"), name, offline)
+	return reply(c, fiber.StatusOK, "org", o, err)
 }
 
 func (h *handlers) putManager(c *fiber.Ctx) error {
-	p, id, err := h.request(c)
-	if err != nil {
-		return err
+	r := h.read(c)
+	name, capacity := r.str("name"), r.int("capacity")
+	if r.err != nil {
+		return r.err
 	}
-	name, err := p.String("name")
-	if err != nil {
-		return err
-	}
-	capacity, err := p.Int("capacity")
-	if err != nil {
-		return err
-	}
-	m, err := h.svc.PutManager(c.UserContext(), id, c.Params("org_id"), c.Params("manager_id"), name, capacity)
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"manager": m})
+	m, err := h.svc.PutManager(c.UserContext(), r.id, c.Params("org_id"), c.Params("manager_id"), name, capacity)
+	return reply(c, fiber.StatusOK, "manager", m, err)
 }
 
 // ErrorBody is the JSON shape of every error reply.
