@@ -12,6 +12,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/convead/chat-server/channel"
 )
@@ -38,6 +39,8 @@ type Broker struct {
 	cfg     Config
 	ln      net.Listener
 	running atomic.Bool
+	// inlineIDs numbers inline subscriptions: mochi keys them by id across all filters.
+	inlineIDs atomic.Int64
 }
 
 // New returns a broker; add hooks, then Start it.
@@ -103,6 +106,21 @@ func (b *Broker) Publish(org, name string, payload []byte) error {
 	}
 	if err := b.srv.Publish(topic, payload, false, PublishQoS); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+// OnPublish calls fn with every publish that passes through the broker, from any client or
+// from the server, in the publisher's goroutine: fn must not block. It is one inline
+// subscription to "#", so a bridge with its own fan-out (Faye) costs the broker one subscriber
+// however many clients it serves.
+func (b *Broker) OnPublish(fn func(topic string, payload []byte)) error {
+	id := int(b.inlineIDs.Add(1))
+	err := b.srv.Subscribe("#", id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(pk.TopicName, pk.Payload)
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe the broker's publishes: %w", err)
 	}
 	return nil
 }

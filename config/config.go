@@ -27,6 +27,7 @@ type Config struct {
 	HTTP            HTTP          `yaml:"http"`
 	MQTT            MQTT          `yaml:"mqtt"`
 	Mongo           Mongo         `yaml:"mongo"`
+	Faye            Faye          `yaml:"faye"`
 	Auth            Auth          `yaml:"auth"`
 	API             API           `yaml:"api"`
 	Limits          Limits        `yaml:"limits"`
@@ -50,6 +51,15 @@ type MQTT struct {
 	QueuePerClient int    `yaml:"queue_per_client"`
 }
 
+// Faye configures the Bayeux endpoint.
+type Faye struct {
+	Mount        string        `yaml:"mount"`
+	Timeout      time.Duration `yaml:"timeout"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	Ping         time.Duration `yaml:"ping"`
+	ClientJSPath string        `yaml:"client_js_path"`
+}
+
 // Mongo selects the MongoDB store; an empty URI selects the embedded store.
 type Mongo struct {
 	URI      string        `yaml:"uri"`
@@ -71,8 +81,12 @@ type API struct {
 
 // Limits bounds what one request may carry.
 type Limits struct {
-	ContentChars  int `yaml:"content_chars"`
-	HTTPBodyBytes int `yaml:"http_body_bytes"`
+	ContentChars      int `yaml:"content_chars"`
+	HTTPBodyBytes     int `yaml:"http_body_bytes"`
+	WSFrameBytes      int `yaml:"ws_frame_bytes"`
+	BayeuxBatch       int `yaml:"bayeux_batch"`
+	ChannelsPerClient int `yaml:"channels_per_client"`
+	QueuePerClient    int `yaml:"queue_per_client"`
 }
 
 // Log configures log/slog output.
@@ -217,6 +231,14 @@ func (c *Config) Validate() error {
 	check(c.API.MaxMessagesCount > 0, "api.max_messages_count", "must be positive, got %d", c.API.MaxMessagesCount)
 	check(c.Limits.ContentChars > 0, "limits.content_chars", "must be positive, got %d", c.Limits.ContentChars)
 	check(c.Limits.HTTPBodyBytes >= 1024, "limits.http_body_bytes", "must be at least 1024, got %d", c.Limits.HTTPBodyBytes)
+	check(strings.HasPrefix(c.Faye.Mount, "/") && len(c.Faye.Mount) > 1 && !strings.HasSuffix(c.Faye.Mount, "/"), "faye.mount", "must be a path such as /faye, got %q", c.Faye.Mount)
+	check(c.Faye.Timeout >= time.Second, "faye.timeout", "must be at least 1s, got %s", c.Faye.Timeout)
+	check(c.Faye.IdleTimeout > c.Faye.Timeout, "faye.idle_timeout", "must be longer than faye.timeout, got %s", c.Faye.IdleTimeout)
+	check(c.Faye.Ping > 0 && c.Faye.Ping < c.Faye.Timeout, "faye.ping", "must be positive and shorter than faye.timeout, got %s", c.Faye.Ping)
+	check(c.Limits.WSFrameBytes >= 1024, "limits.ws_frame_bytes", "must be at least 1024, got %d", c.Limits.WSFrameBytes)
+	check(c.Limits.BayeuxBatch > 0, "limits.bayeux_batch", "must be positive, got %d", c.Limits.BayeuxBatch)
+	check(c.Limits.ChannelsPerClient > 0, "limits.channels_per_client", "must be positive, got %d", c.Limits.ChannelsPerClient)
+	check(c.Limits.QueuePerClient > 0, "limits.queue_per_client", "must be positive, got %d", c.Limits.QueuePerClient)
 	check(c.ShutdownTimeout > 0, "shutdown_timeout", "must be positive")
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -18,6 +18,7 @@ import (
 	"github.com/convead/chat-server/broker"
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/config"
+	"github.com/convead/chat-server/faye"
 	"github.com/convead/chat-server/origin"
 	"github.com/convead/chat-server/plugins/duty"
 	"github.com/convead/chat-server/plugins/mqttauth"
@@ -34,8 +35,12 @@ type Server struct {
 	store  store.Store
 	broker *broker.Broker
 	app    *fiber.App
+	faye   *faye.Engine
 	httpLn net.Listener
 	served chan error
+	// stopFaye ends the Faye engine: held connects are answered, streams closed.
+	stopFaye context.CancelFunc
+	fayeDone chan struct{}
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -75,16 +80,37 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		ProxyHeader:             proxyHeader(cfg),
 		ErrorHandler:            api.ErrorHandler(log.With("component", "api")),
 	})
+	app.Server().HeaderReceived = faye.RequestConfig
 	app.Use(recover.New())
+	origins := origin.NewPolicy(cfg.HTTP.AllowedOrigins)
+
+	engine := faye.New(faye.Config{
+		Timeout:      cfg.Faye.Timeout,
+		IdleTimeout:  cfg.Faye.IdleTimeout,
+		Ping:         cfg.Faye.Ping,
+		MaxBatch:     cfg.Limits.BayeuxBatch,
+		MaxChannels:  cfg.Limits.ChannelsPerClient,
+		MaxQueue:     cfg.Limits.QueuePerClient,
+		AnonymousOrg: cfg.Auth.AnonymousOrg,
+	}, svc, verifier, duties, b, log.With("component", "faye"))
+	if err := b.OnPublish(engine.Deliver); err != nil {
+		_ = st.Close(ctx)
+		return nil, err
+	}
+	err = engine.Register(app, faye.HTTPConfig{Mount: cfg.Faye.Mount, Origins: origins, ClientJSPath: cfg.Faye.ClientJSPath, MaxFrameBytes: cfg.Limits.WSFrameBytes})
+	if err != nil {
+		_ = st.Close(ctx)
+		return nil, err
+	}
 	api.Register(app, svc, verifier, api.Config{
 		AnonymousOrg: cfg.Auth.AnonymousOrg,
-		Origins:      origin.NewPolicy(cfg.HTTP.AllowedOrigins),
+		Origins:      origins,
 		Ready: map[string]func(context.Context) error{
 			"store":  svc.Ready,
 			"broker": func(context.Context) error { return b.Ready() },
 		},
 	}, log.With("component", "api"))
-	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, served: make(chan error, 1)}, nil
+	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, served: make(chan error, 1)}, nil
 }
 
 func proxyHeader(cfg *config.Config) string {
@@ -122,6 +148,9 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen HTTP on %s (http.addr): %w", s.cfg.HTTP.Addr, err)
 	}
 	s.httpLn = ln
+	fctx, stop := context.WithCancel(context.Background())
+	s.stopFaye, s.fayeDone = stop, make(chan struct{})
+	go func() { defer close(s.fayeDone); s.faye.Run(fctx) }()
 	go func() { s.served <- s.app.Listener(ln) }()
 	s.log.Info("mqtt listening", "addr", s.broker.Addr().String())
 	s.log.Info("http listening", "addr", ln.Addr().String())
@@ -141,6 +170,10 @@ func (s *Server) Served() <-chan error { return s.served }
 // clients and closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	if s.stopFaye != nil { // first, so that held long-polls do not hold up the HTTP shutdown
+		s.stopFaye()
+		<-s.fayeDone
+	}
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop HTTP: %w", err))
 	}

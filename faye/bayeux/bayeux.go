@@ -1,0 +1,368 @@
+// Package bayeux is the Bayeux protocol as Faye 1.4 speaks it: decoding request batches,
+// building replies with Faye's shapes and error strings, and encoding deliveries. It does no
+// I/O, so every byte a client sends can be fuzzed through it.
+package bayeux
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+)
+
+// Meta channels.
+const (
+	Handshake   = "/meta/handshake"
+	Connect     = "/meta/connect"
+	Subscribe   = "/meta/subscribe"
+	Unsubscribe = "/meta/unsubscribe"
+	Disconnect  = "/meta/disconnect"
+)
+
+// Connection types this server speaks.
+const (
+	LongPolling            = "long-polling"
+	CrossOriginLongPolling = "cross-origin-long-polling"
+	CallbackPolling        = "callback-polling"
+	WebSocket              = "websocket"
+	EventSource            = "eventsource"
+)
+
+// ConnectionTypes is what handshake replies advertise.
+var ConnectionTypes = []string{LongPolling, CrossOriginLongPolling, CallbackPolling, WebSocket, EventSource}
+
+// SupportsType reports whether t is one of ConnectionTypes.
+func SupportsType(t string) bool {
+	for _, c := range ConnectionTypes {
+		if c == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Version is the Bayeux version Faye speaks.
+const Version = "1.0"
+
+// Message is one decoded client message. Fields keep what the client sent; Has* say whether
+// an optional field was present at all, since Faye distinguishes a missing field from an
+// empty one.
+type Message struct {
+	Channel  string
+	ID       json.RawMessage // echoed verbatim: Faye clients send strings, anything goes
+	ClientID string
+	Data     json.RawMessage
+	HasData  bool
+
+	Subscription    json.RawMessage // a string or an array of strings
+	ConnectionType  string
+	ConnectionTypes []string // supportedConnectionTypes
+	// ConnectionTypesNotList: supportedConnectionTypes was present but not an array.
+	ConnectionTypesNotList bool
+	Version                string
+	// AdviceTimeout is advice.timeout in milliseconds, or -1 when absent.
+	AdviceTimeout int64
+	// Token is ext.token, the credential the widget's extension adds.
+	Token string
+}
+
+// Errors of DecodeBatch: each means "answer HTTP 400 Bad request".
+var (
+	ErrMalformed = errors.New("malformed Bayeux request")
+	ErrTooMany   = errors.New("too many messages in one batch")
+)
+
+type wire struct {
+	Channel                  json.RawMessage `json:"channel"`
+	ID                       json.RawMessage `json:"id"`
+	ClientID                 json.RawMessage `json:"clientId"`
+	Data                     json.RawMessage `json:"data"`
+	Subscription             json.RawMessage `json:"subscription"`
+	ConnectionType           json.RawMessage `json:"connectionType"`
+	SupportedConnectionTypes json.RawMessage `json:"supportedConnectionTypes"`
+	Version                  json.RawMessage `json:"version"`
+	Advice                   json.RawMessage `json:"advice"`
+	Ext                      json.RawMessage `json:"ext"`
+}
+
+// DecodeBatch decodes a request body: a JSON array of messages or a single message object.
+// null and non-object elements are skipped, as Faye does. At most max messages are accepted.
+func DecodeBatch(body []byte, max int) ([]Message, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, ErrMalformed
+	}
+	var elems []json.RawMessage
+	switch body[0] {
+	case '[':
+		if err := json.Unmarshal(body, &elems); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+	case '{':
+		if !json.Valid(body) {
+			return nil, ErrMalformed
+		}
+		elems = []json.RawMessage{body}
+	default:
+		return nil, ErrMalformed
+	}
+	if len(elems) > max {
+		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooMany, len(elems), max)
+	}
+	msgs := make([]Message, 0, len(elems))
+	for _, e := range elems {
+		if e = bytes.TrimSpace(e); len(e) == 0 || e[0] != '{' {
+			continue
+		}
+		var w wire
+		if err := json.Unmarshal(e, &w); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		msgs = append(msgs, w.message())
+	}
+	return msgs, nil
+}
+
+// str reads a JSON string, "" for anything else.
+func str(raw json.RawMessage) string {
+	var s string
+	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return ""
+}
+
+func present(raw json.RawMessage) bool { return len(raw) > 0 }
+
+func (w wire) message() Message {
+	m := Message{
+		Channel:        str(w.Channel),
+		ClientID:       str(w.ClientID),
+		ConnectionType: str(w.ConnectionType),
+		Version:        str(w.Version),
+		Data:           w.Data,
+		HasData:        present(w.Data),
+		Subscription:   w.Subscription,
+		AdviceTimeout:  -1,
+	}
+	if present(w.ID) && string(w.ID) != "null" {
+		m.ID = w.ID
+	}
+	switch {
+	case len(w.SupportedConnectionTypes) > 0 && w.SupportedConnectionTypes[0] == '[':
+		var types []any
+		_ = json.Unmarshal(w.SupportedConnectionTypes, &types)
+		for _, t := range types {
+			if s, ok := t.(string); ok {
+				m.ConnectionTypes = append(m.ConnectionTypes, s)
+			}
+		}
+	case present(w.SupportedConnectionTypes):
+		// Not a list (Faye refuses a bare string as an unsupported type).
+		m.ConnectionTypesNotList = true
+		m.ConnectionTypes = []string{str(w.SupportedConnectionTypes)}
+	}
+	var advice struct {
+		Timeout *float64 `json:"timeout"`
+	}
+	if present(w.Advice) && json.Unmarshal(w.Advice, &advice) == nil && advice.Timeout != nil && *advice.Timeout >= 0 {
+		m.AdviceTimeout = int64(*advice.Timeout)
+	}
+	var ext struct {
+		Token json.RawMessage `json:"token"`
+	}
+	if present(w.Ext) && json.Unmarshal(w.Ext, &ext) == nil {
+		m.Token = str(ext.Token)
+	}
+	return m
+}
+
+// Subscriptions returns the channels of a (un)subscribe message: one string or an array of
+// strings. ok is false when the field is missing or has another shape.
+func (m Message) Subscriptions() (channels []string, ok bool) {
+	raw := bytes.TrimSpace(m.Subscription)
+	if len(raw) == 0 {
+		return nil, false
+	}
+	if raw[0] == '"' {
+		s := str(raw)
+		return []string{s}, true
+	}
+	var list []string
+	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+		return nil, false
+	}
+	return list, len(list) > 0
+}
+
+// Advice is a reply's advice.
+type Advice struct {
+	Reconnect string `json:"reconnect"`
+	Interval  *int64 `json:"interval,omitempty"`
+	Timeout   *int64 `json:"timeout,omitempty"`
+}
+
+// Reply is a reply to one message, with Faye's field names.
+type Reply struct {
+	ID                       json.RawMessage `json:"id,omitempty"`
+	ClientID                 string          `json:"clientId,omitempty"`
+	Channel                  string          `json:"channel,omitempty"`
+	Successful               bool            `json:"successful"`
+	Version                  string          `json:"version,omitempty"`
+	SupportedConnectionTypes []string        `json:"supportedConnectionTypes,omitempty"`
+	Subscription             json.RawMessage `json:"subscription,omitempty"`
+	Error                    string          `json:"error,omitempty"`
+	Advice                   *Advice         `json:"advice,omitempty"`
+}
+
+// ReplyTo starts a reply to m: its id, channel and client id echoed.
+func ReplyTo(m Message) Reply {
+	return Reply{ID: m.ID, Channel: m.Channel, ClientID: m.ClientID}
+}
+
+// Fail makes r an error reply with Faye's "code:params:message" string.
+func (r Reply) Fail(e Error) Reply {
+	r.Successful = false
+	r.Error = e.String()
+	return r
+}
+
+// Error is a Bayeux error: code, the offending parameters, a message.
+type Error struct {
+	Code    int
+	Params  []string
+	Message string
+}
+
+// String renders the error the way Faye's client parses it: "403:/foo:Forbidden channel".
+func (e Error) String() string {
+	var b bytes.Buffer
+	b.WriteString(strconv.Itoa(e.Code))
+	b.WriteByte(':')
+	for i, p := range e.Params {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p)
+	}
+	b.WriteByte(':')
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// Faye's errors.
+func VersionMismatch(params ...string) Error { return Error{300, params, "Version mismatch"} }
+func ConntypeMismatch(params ...string) Error {
+	return Error{301, params, "Connection types not supported"}
+}
+func ExtMismatch(params ...string) Error   { return Error{302, params, "Extension mismatch"} }
+func BadRequest(params ...string) Error    { return Error{400, params, "Bad request"} }
+func ClientUnknown(params ...string) Error { return Error{401, params, "Unknown client"} }
+func ParameterMissing(params ...string) Error {
+	return Error{402, params, "Missing required parameter"}
+}
+func ChannelForbidden(params ...string) Error { return Error{403, params, "Forbidden channel"} }
+func ChannelUnknown(params ...string) Error   { return Error{404, params, "Unknown channel"} }
+func ChannelInvalid(params ...string) Error   { return Error{405, params, "Invalid channel"} }
+func ExtUnknown(params ...string) Error       { return Error{406, params, "Unknown extension"} }
+func PublishFailed(params ...string) Error    { return Error{407, params, "Failed to publish"} }
+func ServerError(params ...string) Error      { return Error{500, params, "Internal server error"} }
+
+// AuthenticationFailed refuses a bad token (SPEC §10).
+func AuthenticationFailed() Error { return Error{401, nil, "Authentication failed"} }
+
+// AuthenticationRequired refuses a client without credentials.
+func AuthenticationRequired() Error { return Error{403, nil, "Authentication required"} }
+
+// EncodeDelivery encodes a message delivered to subscribers of channel: {"channel":…,"data":…}.
+// data must be valid JSON; it is compacted, so the result never contains a raw line break
+// (EventSource frames depend on that).
+func EncodeDelivery(channel string, data []byte) ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(len(channel) + len(data) + 24)
+	b.WriteString(`{"channel":`)
+	ch, err := json.Marshal(channel)
+	if err != nil {
+		return nil, err
+	}
+	b.Write(ch)
+	b.WriteString(`,"data":`)
+	if err := json.Compact(&b, data); err != nil {
+		return nil, fmt.Errorf("delivery to %s: data is not JSON: %w", channel, err)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// EncodeBatch writes replies followed by already-encoded deliveries as one JSON array.
+func EncodeBatch(replies []Reply, deliveries [][]byte) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	n := 0
+	for _, r := range replies {
+		data, err := json.Marshal(r)
+		if err != nil {
+			continue // a Reply always marshals; ID and Subscription were validated JSON
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(data)
+		n++
+	}
+	for _, d := range deliveries {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(d)
+		n++
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+var callbackName = regexp.MustCompile(`^[a-zA-Z_$][a-zA-Z0-9_$]*(\.[a-zA-Z_$][a-zA-Z0-9_$]*)*$`)
+
+// MaxCallbackLen bounds JSONP callback names.
+const MaxCallbackLen = 128
+
+// DefaultCallback is the JSONP callback when the request names none.
+const DefaultCallback = "jsonpcallback"
+
+// ValidCallback reports whether name is a JSONP callback Faye accepts: a dotted path of
+// JavaScript identifiers, nothing that could be an expression.
+func ValidCallback(name string) bool {
+	return len(name) <= MaxCallbackLen && callbackName.MatchString(name)
+}
+
+// JSONP wraps a JSON body for callback-polling: /**/callback(body); with U+2028 and U+2029,
+// which JSON allows raw but JavaScript does not, escaped.
+func JSONP(callback string, body []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(body) + len(callback) + 8)
+	b.WriteString("/**/")
+	b.WriteString(callback)
+	b.WriteByte('(')
+	for len(body) > 0 {
+		i := bytes.Index(body, []byte("\u2028"))
+		j := bytes.Index(body, []byte("\u2029"))
+		if i < 0 || (j >= 0 && j < i) {
+			i = j
+		}
+		if i < 0 {
+			b.Write(body)
+			break
+		}
+		b.Write(body[:i])
+		if body[i+2] == 0xa8 {
+			b.WriteString(`\u2028`)
+		} else {
+			b.WriteString(`\u2029`)
+		}
+		body = body[i+3:]
+	}
+	b.WriteString(");")
+	return b.Bytes()
+}

@@ -1,0 +1,623 @@
+// Package faye is the Faye door: a Bayeux server compatible with the official Faye 1.4
+// clients, over websocket, long-polling, cross-origin long-polling, callback-polling (JSONP)
+// and EventSource. Every Bayeux subscription and publish goes through the embedded broker, so
+// Faye, MQTT and REST clients see each other's traffic.
+package faye
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/faye/bayeux"
+)
+
+// Config configures the Bayeux engine.
+type Config struct {
+	// Timeout is advice.timeout: how long a /meta/connect is held when nothing is queued.
+	Timeout time.Duration
+	// IdleTimeout forgets a session that made no request and holds no connection this long.
+	IdleTimeout time.Duration
+	// Ping is the interval of websocket pings and EventSource comments.
+	Ping time.Duration
+	// MaxBatch bounds the messages of one request; MaxChannels the subscriptions of a session;
+	// MaxQueue the deliveries waiting for a session (beyond it they are dropped and counted).
+	MaxBatch, MaxChannels, MaxQueue int
+	// AnonymousOrg lets clients without a token act as visitors of this organisation.
+	AnonymousOrg string
+}
+
+// ACL decides subscribes and publishes (the chat domain does).
+type ACL interface {
+	CanSubscribe(ctx context.Context, id auth.Identity, name string) error
+	CanPublish(ctx context.Context, id auth.Identity, name string) error
+}
+
+// Verifier turns a token into an identity.
+type Verifier interface {
+	Verify(token string) (auth.Identity, error)
+}
+
+// Duty records managers on duty.
+type Duty interface {
+	Join(org, manager, holder string)
+	Leave(org, manager, holder string)
+	LeaveAll(holder string)
+}
+
+// Broker is the routing core: Faye publishes go in, and every publish comes out to Handler.
+type Broker interface {
+	Publish(org, name string, payload []byte) error
+}
+
+// Engine is the Bayeux server: sessions, subscriptions and message processing, independent of
+// the transport that carries them.
+type Engine struct {
+	cfg      Config
+	acl      ACL
+	verifier Verifier
+	duty     Duty
+	broker   Broker
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu       sync.RWMutex
+	sessions map[string]*session
+	idx      *index
+
+	dropped atomic.Uint64
+}
+
+// New returns an engine. Feed it the broker's publishes through Deliver, and run Run.
+func New(cfg Config, acl ACL, v Verifier, duty Duty, b Broker, log *slog.Logger) *Engine {
+	return &Engine{cfg: cfg, acl: acl, verifier: v, duty: duty, broker: b, log: log, now: time.Now,
+		sessions: map[string]*session{}, idx: newIndex()}
+}
+
+// Run forgets idle sessions until ctx ends, then ends every session, which releases held
+// connects and streams.
+func (e *Engine) Run(ctx context.Context) {
+	tick := time.NewTicker(max(e.cfg.IdleTimeout/4, 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			e.closeAll()
+			return
+		case <-tick.C:
+			e.collect()
+		}
+	}
+}
+
+func (e *Engine) collect() {
+	cutoff := e.now().Add(-e.cfg.IdleTimeout)
+	e.mu.RLock()
+	var idle []*session
+	for _, s := range e.sessions {
+		if s.idle(cutoff) {
+			idle = append(idle, s)
+		}
+	}
+	e.mu.RUnlock()
+	for _, s := range idle {
+		e.destroy(s)
+	}
+}
+
+func (e *Engine) closeAll() {
+	e.mu.RLock()
+	all := make([]*session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		all = append(all, s)
+	}
+	e.mu.RUnlock()
+	for _, s := range all {
+		e.destroy(s)
+	}
+}
+
+// Sessions returns the number of live sessions.
+func (e *Engine) Sessions() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.sessions)
+}
+
+// Deliver hands a broker publish to the matching sessions. It runs in the publisher's
+// goroutine, so it only encodes once and queues; it never waits for a client.
+func (e *Engine) Deliver(topic string, payload []byte) {
+	org, name, err := channel.FromTopic(topic)
+	if err != nil || channel.IsPattern(name) {
+		return
+	}
+	var msg []byte
+	var encodeErr error
+	e.idx.match(org, name, func(s *session) {
+		if msg == nil && encodeErr == nil { // encoded once, for the first subscriber
+			if msg, encodeErr = encodePayload(name, payload); encodeErr != nil {
+				e.log.Warn("faye: undeliverable payload", "topic", topic, "err", encodeErr.Error())
+			}
+		}
+		if encodeErr != nil {
+			return
+		}
+		if s.deliver(msg, e.cfg.MaxQueue) {
+			if n := e.dropped.Add(1); n == 1 || n%1000 == 0 {
+				e.log.Warn("faye: client queue full, message dropped", "client", s.id, "topic", topic, "dropped_total", n)
+			}
+		}
+	})
+}
+
+// Dropped is the number of deliveries dropped on full queues since start.
+func (e *Engine) Dropped() uint64 { return e.dropped.Load() }
+
+// encodePayload turns an MQTT payload into a Bayeux delivery: JSON as is, other UTF-8 text as
+// a JSON string.
+func encodePayload(name string, payload []byte) ([]byte, error) {
+	if !json.Valid(payload) {
+		if !utf8.Valid(payload) {
+			return nil, errors.New("payload is neither JSON nor UTF-8 text")
+		}
+		quoted, err := json.Marshal(string(payload))
+		if err != nil {
+			return nil, err
+		}
+		payload = quoted
+	}
+	return bayeux.EncodeDelivery(name, payload)
+}
+
+const idAlphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+// newClientID returns 31 random characters of [0-9a-z], like Faye's ids.
+func newClientID() string {
+	var b [31]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
+	}
+	return string(b[:])
+}
+
+func (e *Engine) session(id string) *session {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.sessions[id]
+}
+
+// holder names a session in the duty registry.
+func holder(s *session) string { return "faye:" + s.id }
+
+func (e *Engine) destroy(s *session) {
+	e.mu.Lock()
+	if e.sessions[s.id] == s {
+		delete(e.sessions, s.id)
+	}
+	e.mu.Unlock()
+	if !s.close() {
+		return
+	}
+	s.mu.Lock()
+	org := s.org(e.cfg.AnonymousOrg)
+	subs := make([]string, 0, len(s.subs))
+	for name := range s.subs {
+		subs = append(subs, name)
+	}
+	s.mu.Unlock()
+	for _, name := range subs {
+		e.idx.remove(org, name, s)
+	}
+	e.duty.LeaveAll(holder(s))
+}
+
+// org is the organisation a session's channels live in.
+func (s *session) org(anonymousOrg string) string {
+	if s.hasIdentity {
+		return s.identity.Org
+	}
+	return anonymousOrg
+}
+
+// Connect is a /meta/connect waiting for its answer: the transport decides how long to hold
+// it (Hold) and then sends Reply followed by the session's queued messages.
+type Connect struct {
+	Reply   bayeux.Reply
+	Session *session
+	// Wait is how long the reply may be held: 0 when the client asked for an immediate
+	// answer or something is already queued.
+	Wait time.Duration
+}
+
+// Process handles one batch from a transport. It returns the replies to send now and, when the
+// batch holds a valid /meta/connect, the connect to answer once held. Replies to connects come
+// last, as Faye sends them.
+func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport string) ([]bayeux.Reply, *Connect) {
+	replies := make([]bayeux.Reply, 0, len(msgs))
+	var connect *Connect
+	var connectReplies []bayeux.Reply
+	for _, m := range msgs {
+		switch m.Channel {
+		case bayeux.Handshake:
+			replies = append(replies, e.handshake(m))
+		case bayeux.Connect:
+			r, c := e.connect(m, transport)
+			if c != nil {
+				if connect != nil { // a second connect in one batch: answer the first now
+					connectReplies = append(connectReplies, connect.Reply)
+				}
+				connect = c
+				continue
+			}
+			connectReplies = append(connectReplies, r)
+		case bayeux.Subscribe:
+			replies = append(replies, e.subscribe(ctx, m))
+		case bayeux.Unsubscribe:
+			replies = append(replies, e.unsubscribe(m))
+		case bayeux.Disconnect:
+			replies = append(replies, e.disconnect(m))
+		default:
+			replies = append(replies, e.publish(ctx, m))
+		}
+	}
+	return append(replies, connectReplies...), connect
+}
+
+func (e *Engine) advice() *bayeux.Advice {
+	interval, timeout := int64(0), e.cfg.Timeout.Milliseconds()
+	return &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &timeout}
+}
+
+func (e *Engine) handshake(m bayeux.Message) bayeux.Reply {
+	r := bayeux.ReplyTo(m)
+	r.ClientID = ""
+	r.Version = bayeux.Version
+	r.SupportedConnectionTypes = bayeux.ConnectionTypes
+	fail := func(err bayeux.Error, reconnect string) bayeux.Reply {
+		r = r.Fail(err)
+		r.Advice = &bayeux.Advice{Reconnect: reconnect}
+		return r
+	}
+	switch {
+	case m.Version == "":
+		return fail(bayeux.ParameterMissing("version"), "handshake")
+	case m.ConnectionTypes == nil:
+		return fail(bayeux.ParameterMissing("supportedConnectionTypes"), "handshake")
+	}
+	supported := false
+	for _, t := range m.ConnectionTypes {
+		supported = supported || (!m.ConnectionTypesNotList && bayeux.SupportsType(t))
+	}
+	if !supported {
+		return fail(bayeux.ConntypeMismatch(joinParams(m.ConnectionTypes)), "handshake")
+	}
+	var id auth.Identity
+	hasIdentity := false
+	if m.Token != "" {
+		var err error
+		if id, err = e.verifier.Verify(m.Token); err != nil {
+			// "none": retrying with the same token cannot succeed.
+			return fail(bayeux.AuthenticationFailed(), "none")
+		}
+		hasIdentity = true
+	}
+	s := newSession(newClientID(), e.now())
+	s.identity, s.hasIdentity = id, hasIdentity
+	e.mu.Lock()
+	e.sessions[s.id] = s
+	e.mu.Unlock()
+	r.Successful = true
+	r.ClientID = s.id
+	r.Advice = e.advice()
+	return r
+}
+
+func joinParams(p []string) string {
+	out := ""
+	for i, s := range p {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
+
+func (e *Engine) connect(m bayeux.Message, transport string) (bayeux.Reply, *Connect) {
+	r := bayeux.ReplyTo(m)
+	handshake := &bayeux.Advice{Reconnect: "handshake"}
+	switch {
+	case m.ConnectionType == "":
+		r = r.Fail(bayeux.ParameterMissing("connectionType"))
+		r.ClientID, r.Advice = "", handshake
+		return r, nil
+	case !bayeux.SupportsType(m.ConnectionType):
+		r = r.Fail(bayeux.ConntypeMismatch(m.ConnectionType))
+		r.ClientID, r.Advice = "", handshake
+		return r, nil
+	}
+	s := e.session(m.ClientID)
+	if s == nil {
+		r = r.Fail(bayeux.ClientUnknown(m.ClientID))
+		r.ClientID, r.Advice = "", handshake
+		return r, nil
+	}
+	s.touch(e.now())
+	e.rejoinDuty(s)
+	r.Successful = true
+	r.Advice = e.advice()
+	wait := e.cfg.Timeout
+	if m.AdviceTimeout >= 0 {
+		wait = min(wait, time.Duration(m.AdviceTimeout)*time.Millisecond)
+	}
+	if m.ConnectionType == bayeux.EventSource || transport == bayeux.EventSource {
+		// Deliveries go down the stream; the connect only keeps the session alive, so it is
+		// answered at once and asked again after interval.
+		interval, zero := e.cfg.Timeout.Milliseconds(), int64(0)
+		r.Advice = &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &zero}
+		return r, nil
+	}
+	return r, &Connect{Reply: r, Session: s, Wait: wait}
+}
+
+// rejoinDuty puts a manager back on duty when its session reconnects after a streaming
+// connection ended (which took it off duty).
+func (e *Engine) rejoinDuty(s *session) {
+	s.mu.Lock()
+	onDuty := s.hasIdentity && s.identity.Role == auth.Manager && s.subs[channel.ServiceAllPattern]
+	id := s.identity
+	s.mu.Unlock()
+	if onDuty {
+		e.duty.Join(id.Org, id.Subject, holder(s))
+	}
+}
+
+// identity says who sent m on session s (nil for a stale client id): the message's own token
+// wins; a session keeps the identity it was given; the anonymous switch makes a visitor.
+func (e *Engine) identity(s *session, m bayeux.Message) (auth.Identity, *bayeux.Error) {
+	if m.Token != "" {
+		id, err := e.verifier.Verify(m.Token)
+		if err != nil {
+			failed := bayeux.AuthenticationFailed()
+			return id, &failed
+		}
+		if s != nil {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.hasIdentity && s.identity != id {
+				failed := bayeux.AuthenticationFailed()
+				return id, &failed
+			}
+			s.identity, s.hasIdentity = id, true
+		}
+		return id, nil
+	}
+	if s != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.hasIdentity {
+			return s.identity, nil
+		}
+		if e.cfg.AnonymousOrg != "" {
+			return auth.Identity{Subject: s.anonVisitor, Role: auth.Visitor, Org: e.cfg.AnonymousOrg}, nil
+		}
+	} else if e.cfg.AnonymousOrg != "" {
+		return auth.Identity{Role: auth.Visitor, Org: e.cfg.AnonymousOrg}, nil
+	}
+	required := bayeux.AuthenticationRequired()
+	return auth.Identity{}, &required
+}
+
+func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
+	r := bayeux.ReplyTo(m)
+	r.Subscription = m.Subscription
+	if len(r.Subscription) == 0 {
+		r.Subscription = json.RawMessage("[]")
+	}
+	if m.ClientID == "" {
+		r.ClientID = ""
+		return r.Fail(bayeux.ParameterMissing("clientId"))
+	}
+	s := e.session(m.ClientID)
+	if s == nil {
+		r.ClientID = ""
+		return r.Fail(bayeux.ClientUnknown(m.ClientID))
+	}
+	s.touch(e.now())
+	names, ok := m.Subscriptions()
+	if !ok {
+		return r.Fail(bayeux.ParameterMissing("subscription"))
+	}
+	id, authErr := e.identity(s, m)
+	for _, name := range names {
+		switch {
+		case !channel.Valid(name):
+			return r.Fail(bayeux.ChannelInvalid(name))
+		case channel.IsMeta(name):
+			return r.Fail(bayeux.ChannelForbidden(name))
+		case authErr != nil:
+			return r.Fail(*authErr)
+		}
+		if id.Role == auth.Visitor && id.Subject == "" {
+			// An anonymous widget becomes the visitor whose channel it subscribes to first.
+			if ch := channel.Classify(name); ch.Kind == channel.Service || ch.Kind == channel.Notifications {
+				id.Subject = ch.ID
+			}
+		}
+		if err := e.acl.CanSubscribe(ctx, id, name); err != nil {
+			return r.Fail(bayeux.ChannelForbidden(name))
+		}
+	}
+	s.mu.Lock()
+	if !s.hasIdentity && id.Subject != "" && s.anonVisitor == "" {
+		s.anonVisitor = id.Subject
+	}
+	var added []string
+	for _, name := range names {
+		if !s.subs[name] {
+			added = append(added, name)
+		}
+	}
+	if len(s.subs)+len(added) > e.cfg.MaxChannels {
+		s.mu.Unlock()
+		return r.Fail(bayeux.Error{Code: 429, Params: names[:1], Message: "Too many subscriptions"})
+	}
+	for _, name := range added {
+		s.subs[name] = true
+	}
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return r.Fail(bayeux.ClientUnknown(m.ClientID))
+	}
+	for _, name := range added {
+		e.idx.add(id.Org, name, s)
+		if name == channel.ServiceAllPattern && id.Role == auth.Manager {
+			e.duty.Join(id.Org, id.Subject, holder(s))
+		}
+	}
+	r.Successful = true
+	return r
+}
+
+func (e *Engine) unsubscribe(m bayeux.Message) bayeux.Reply {
+	r := bayeux.ReplyTo(m)
+	r.Subscription = m.Subscription
+	if len(r.Subscription) == 0 {
+		r.Subscription = json.RawMessage("[]")
+	}
+	if m.ClientID == "" {
+		r.ClientID = ""
+		return r.Fail(bayeux.ParameterMissing("clientId"))
+	}
+	s := e.session(m.ClientID)
+	if s == nil {
+		r.ClientID = ""
+		return r.Fail(bayeux.ClientUnknown(m.ClientID))
+	}
+	s.touch(e.now())
+	names, ok := m.Subscriptions()
+	if !ok {
+		return r.Fail(bayeux.ParameterMissing("subscription"))
+	}
+	for _, name := range names {
+		if !channel.Valid(name) {
+			return r.Fail(bayeux.ChannelInvalid(name))
+		}
+	}
+	s.mu.Lock()
+	org, id := s.org(e.cfg.AnonymousOrg), s.identity
+	var removed []string
+	for _, name := range names {
+		if s.subs[name] {
+			delete(s.subs, name)
+			removed = append(removed, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, name := range removed {
+		e.idx.remove(org, name, s)
+		if name == channel.ServiceAllPattern && id.Role == auth.Manager {
+			e.duty.Leave(id.Org, id.Subject, holder(s))
+		}
+	}
+	r.Successful = true
+	return r
+}
+
+func (e *Engine) disconnect(m bayeux.Message) bayeux.Reply {
+	r := bayeux.ReplyTo(m)
+	s := e.session(m.ClientID)
+	if m.ClientID == "" || s == nil {
+		r.ClientID = ""
+		if m.ClientID == "" {
+			return r.Fail(bayeux.ParameterMissing("clientId"))
+		}
+		return r.Fail(bayeux.ClientUnknown(m.ClientID))
+	}
+	e.destroy(s)
+	r.Successful = true
+	return r
+}
+
+func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
+	r := bayeux.ReplyTo(m)
+	switch { // in Faye's order: see the wire captures
+	case m.Channel == "" && !m.HasData:
+		return r.Fail(bayeux.ParameterMissing("data"))
+	case channel.IsMeta(m.Channel):
+		return r.Fail(bayeux.ChannelForbidden(m.Channel))
+	case !concrete(m.Channel):
+		return r.Fail(bayeux.ChannelInvalid(m.Channel))
+	case !m.HasData:
+		return r.Fail(bayeux.ParameterMissing("data"))
+	}
+	// A stale or unknown client id is accepted: Faye's client retries publishes with its old
+	// id after a server restart, and refusing them would lose those messages.
+	s := e.session(m.ClientID)
+	if s != nil {
+		s.touch(e.now())
+	}
+	id, authErr := e.identity(s, m)
+	if authErr != nil {
+		return r.Fail(bayeux.ChannelForbidden(m.Channel))
+	}
+	if err := e.acl.CanPublish(ctx, id, m.Channel); err != nil {
+		return r.Fail(bayeux.ChannelForbidden(m.Channel))
+	}
+	// Only data travels: the publisher's ext (its token) and client id never reach anyone.
+	if err := e.broker.Publish(id.Org, m.Channel, m.Data); err != nil {
+		e.log.Error("faye: publish failed", "channel", m.Channel, "err", err.Error())
+		return r.Fail(bayeux.PublishFailed(m.Channel))
+	}
+	r.Successful = true
+	return r
+}
+
+// Hold waits until c may be answered: something is queued for its session, its wait ran
+// out, another connect replaced it, the session ended, or ctx ended. It returns the
+// deliveries to send after the connect reply.
+func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
+	cons := c.Session.attach(false)
+	if cons == nil {
+		return nil
+	}
+	defer c.Session.detach(cons)
+	if c.Wait > 0 && !c.Session.pending() {
+		timer := time.NewTimer(c.Wait)
+		defer timer.Stop()
+		select {
+		case <-cons.wake:
+		case <-cons.done:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	c.Session.touch(e.now())
+	return c.Session.take()
+}
+
+// Stream attaches a websocket or EventSource to a session: deliveries are pushed as they come.
+// The caller drains with Take after each wake, and calls the returned release when the stream
+// ends, which takes a manager off duty at once.
+func (e *Engine) Stream(s *session) (c *consumer, release func()) {
+	c = s.attach(true)
+	if c == nil {
+		return nil, func() {}
+	}
+	return c, func() {
+		if s.detach(c) {
+			e.duty.LeaveAll(holder(s))
+		}
+		s.touch(e.now())
+	}
+}

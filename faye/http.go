@@ -1,0 +1,256 @@
+package faye
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/convead/chat-server/faye/bayeux"
+	"github.com/convead/chat-server/origin"
+)
+
+// HTTPConfig configures how the engine is served.
+type HTTPConfig struct {
+	// Mount is the path of the Bayeux endpoint, e.g. "/faye"; every path under it works too.
+	Mount string
+	// Origins governs cross-origin requests and websocket upgrades.
+	Origins origin.Policy
+	// ClientJSPath is a file served at <mount>/client.js and <mount>.js (the Faye browser
+	// bundle); empty serves a 404 that says how to configure it.
+	ClientJSPath string
+	// MaxFrameBytes bounds websocket frames.
+	MaxFrameBytes int
+}
+
+// StreamTimeout bounds an EventSource stream; the client reopens it after.
+const StreamTimeout = 24 * time.Hour
+
+// handler serves the engine over HTTP.
+type handler struct {
+	e        *Engine
+	cfg      HTTPConfig
+	log      *slog.Logger
+	clientJS []byte
+	etag     string
+	ws       fiber.Handler
+}
+
+// Register mounts the Bayeux endpoint on app. It fails if the configured client bundle cannot
+// be read.
+func (e *Engine) Register(app *fiber.App, cfg HTTPConfig) error {
+	h := &handler{e: e, cfg: cfg, log: e.log}
+	if cfg.ClientJSPath != "" {
+		js, err := os.ReadFile(cfg.ClientJSPath)
+		if err != nil {
+			return fmt.Errorf("read the Faye client bundle (faye.client_js_path): %w", err)
+		}
+		sum := sha1.Sum(js)
+		h.clientJS, h.etag = js, `"`+hex.EncodeToString(sum[:])+`"`
+	}
+	h.ws = websocket.New(h.serveWebSocket, websocket.Config{
+		// Origins are checked by our own policy before the upgrade.
+		Origins:           []string{"*"},
+		HandshakeTimeout:  10 * time.Second,
+		EnableCompression: true,
+	})
+	app.Get(cfg.Mount+".js", h.serveClientJS)
+	app.Get(cfg.Mount+"/client.js", h.serveClientJS)
+	app.All(cfg.Mount, h.serve)
+	app.All(cfg.Mount+"/*", h.serve)
+	return nil
+}
+
+// RequestConfig gives EventSource requests a write timeout long enough for a stream (fasthttp
+// applies the server's write timeout to streamed bodies too). Install it as the fasthttp
+// server's HeaderReceived.
+func RequestConfig(header *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if bytes.Contains(header.Peek(fiber.HeaderAccept), []byte("text/event-stream")) {
+		return fasthttp.RequestConfig{WriteTimeout: StreamTimeout}
+	}
+	return fasthttp.RequestConfig{}
+}
+
+func (h *handler) serveClientJS(c *fiber.Ctx) error {
+	if h.clientJS == nil {
+		h.log.Warn("faye: GET client.js but no bundle is configured: set faye.client_js_path (CHAT_FAYE_CLIENT_JS_PATH) to the faye npm package's client/faye-browser-min.js")
+		return c.Status(fiber.StatusNotFound).SendString("The Faye client bundle is not configured on this server (faye.client_js_path).")
+	}
+	c.Set(fiber.HeaderETag, h.etag)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=0, must-revalidate")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && strings.Contains(inm, h.etag) {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+	return c.Send(h.clientJS)
+}
+
+func badRequest(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
+	return c.Status(fiber.StatusBadRequest).SendString("Bad request")
+}
+
+// serve dispatches a request under the mount to its transport.
+func (h *handler) serve(c *fiber.Ctx) error {
+	o, host := c.Get(fiber.HeaderOrigin), string(c.Request().Host())
+	if !h.cfg.Origins.Allowed(o, host) {
+		c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
+		return c.Status(fiber.StatusForbidden).SendString("Forbidden origin: add it to http.allowed_origins")
+	}
+	if websocket.IsWebSocketUpgrade(c) {
+		return h.ws(c)
+	}
+	if o != "" {
+		c.Set(fiber.HeaderAccessControlAllowOrigin, o)
+		c.Set(fiber.HeaderAccessControlAllowCredentials, "true")
+		c.Vary(fiber.HeaderOrigin)
+	}
+	if c.Method() == fiber.MethodOptions || c.Get(fiber.HeaderAccessControlRequestMethod) != "" {
+		if o == "" {
+			c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
+		}
+		c.Set(fiber.HeaderAccessControlAllowHeaders, "Accept, Authorization, Content-Type, Pragma, X-Requested-With")
+		c.Set(fiber.HeaderAccessControlAllowMethods, "POST, GET")
+		c.Set(fiber.HeaderAccessControlMaxAge, "86400")
+		return c.SendStatus(fiber.StatusOK)
+	}
+	switch c.Method() {
+	case fiber.MethodPost:
+		return h.servePost(c)
+	case fiber.MethodGet:
+		if strings.Contains(c.Get(fiber.HeaderAccept), "text/event-stream") {
+			return h.serveEventSource(c)
+		}
+		return h.serveJSONP(c)
+	}
+	return badRequest(c)
+}
+
+// servePost is long-polling and cross-origin long-polling: a JSON body, or a form (or
+// text/plain, as browsers send cross-origin) carrying message=<JSON>.
+func (h *handler) servePost(c *fiber.Ctx) error {
+	body := c.Body()
+	ctype := string(c.Request().Header.ContentType())
+	if !strings.HasPrefix(ctype, "application/json") {
+		form, err := url.ParseQuery(string(body))
+		if err != nil || !form.Has("message") {
+			return badRequest(c)
+		}
+		body = []byte(form.Get("message"))
+	}
+	msgs, err := bayeux.DecodeBatch(body, h.e.cfg.MaxBatch)
+	if err != nil {
+		return h.refuse(c, err)
+	}
+	out := h.process(c.Context(), msgs, bayeux.LongPolling)
+	setJSONHeaders(c)
+	return c.Send(out)
+}
+
+func (h *handler) refuse(c *fiber.Ctx, err error) error {
+	h.log.Debug("faye: bad request", "err", err.Error(), "remote", c.IP())
+	if strings.Contains(err.Error(), bayeux.ErrTooMany.Error()) {
+		c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
+		return c.Status(fiber.StatusRequestEntityTooLarge).SendString("Too many messages in one batch")
+	}
+	return badRequest(c)
+}
+
+// serveJSONP is callback-polling: GET ?message=<JSON>&jsonp=<callback>.
+func (h *handler) serveJSONP(c *fiber.Ctx) error {
+	args := c.Context().QueryArgs()
+	if !args.Has("message") {
+		return badRequest(c)
+	}
+	callback := bayeux.DefaultCallback
+	if args.Has("jsonp") {
+		callback = string(args.Peek("jsonp"))
+	}
+	if !bayeux.ValidCallback(callback) {
+		return badRequest(c)
+	}
+	msgs, err := bayeux.DecodeBatch(args.Peek("message"), h.e.cfg.MaxBatch)
+	if err != nil {
+		return h.refuse(c, err)
+	}
+	out := h.process(c.Context(), msgs, bayeux.CallbackPolling)
+	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	// A JSONP reply must never be rendered or sniffed as a page of the server's origin.
+	c.Set(fiber.HeaderContentDisposition, "attachment; filename=f.txt")
+	return c.Send(bayeux.JSONP(callback, out))
+}
+
+func setJSONHeaders(c *fiber.Ctx) {
+	c.Set(fiber.HeaderContentType, "application/json; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+}
+
+// process runs a batch and, for a connect, holds the request until there is something to say.
+func (h *handler) process(ctx context.Context, msgs []bayeux.Message, transport string) []byte {
+	replies, connect := h.e.Process(ctx, msgs, transport)
+	if connect == nil {
+		return bayeux.EncodeBatch(replies, nil)
+	}
+	deliveries := h.e.Hold(ctx, connect)
+	return bayeux.EncodeBatch(append(replies, connect.Reply), deliveries)
+}
+
+// serveEventSource streams a session's deliveries: GET <mount>/<clientId> with
+// Accept: text/event-stream.
+func (h *handler) serveEventSource(c *fiber.Ctx) error {
+	id := strings.TrimPrefix(strings.TrimPrefix(c.Path(), h.cfg.Mount), "/")
+	s := h.e.session(id)
+	if s == nil {
+		return badRequest(c)
+	}
+	cons, release := h.e.Stream(s)
+	if cons == nil {
+		return badRequest(c)
+	}
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
+	ping := h.e.cfg.Ping
+	// The stream writer runs after the handler returns: it must not touch c.
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer release()
+		tick := time.NewTicker(ping)
+		defer tick.Stop()
+		if _, err := w.WriteString("retry: 5000\r\n\r\n"); err != nil || w.Flush() != nil {
+			return
+		}
+		for {
+			select {
+			case <-cons.wake:
+				for _, msg := range s.take() {
+					w.WriteString("data: [")
+					w.Write(msg)
+					w.WriteString("]\r\n\r\n")
+				}
+			case <-tick.C:
+				w.WriteString(":\r\n\r\n")
+			case <-cons.done:
+				_ = w.Flush()
+				return
+			}
+			if err := w.Flush(); err != nil {
+				return // the client went away
+			}
+		}
+	})
+	return nil
+}
