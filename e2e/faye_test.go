@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -214,7 +215,7 @@ func TestFayeMetaMatrix(t *testing.T) {
 	for body, wantErr := range map[string]string{
 		`{"channel":"/meta/connect","clientId":"bogus","connectionType":"long-polling","id":"c2"}`: "401:bogus:Unknown client",
 		`{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"iframe","id":"c3"}`: "301:iframe:Connection types not supported",
-		`{"channel":"/meta/connect","clientId":"` + cid + `","id":"c4"}`:                          "402:connectionType:Missing required parameter",
+		`{"channel":"/meta/connect","clientId":"` + cid + `","id":"c4"}`:                           "402:connectionType:Missing required parameter",
 	} {
 		_, r, _ := e.bayeux(body)
 		if len(r) != 1 || r[0]["error"] != wantErr || field(r[0], "advice") != `{"reconnect":"handshake"}` || r[0]["clientId"] != nil {
@@ -517,4 +518,81 @@ func TestFayeClientJS(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+}
+
+// TestFayeAnonymousSwitch: without a token, a widget is a visitor of the configured
+// organisation — the one whose channel it subscribes to first, and nothing more.
+func TestFayeAnonymousSwitch(t *testing.T) {
+	e := fayeEnv(t, func(c *config.Config) { c.Auth.AnonymousOrg = "shop" })
+	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
+	m.mustSubscribe("orgs/shop/service/+")
+	conv := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")
+	other := want(t, e.post("/chat/service/v2", token(t, auth.Visitor, "shop", "v2"), nil), http.StatusCreated).obj("conversation")
+
+	cid := e.handshake("")
+	sub := func(ch string) string {
+		_, r, _ := e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"` + ch + `"}`)
+		return field(r[0], "error")
+	}
+	for ch, wantErr := range map[string]string{
+		"/service/*": `"403:/service/*:Forbidden channel"`,
+		"/**":        `"403:/**:Forbidden channel"`,
+	} {
+		if got := sub(ch); got != wantErr {
+			t.Errorf("anonymous subscribe %s: %s", ch, got)
+		}
+	}
+	if got := sub("/service/v1"); got != "-" {
+		t.Fatalf("anonymous subscribe /service/v1: %s", got)
+	}
+	for ch, wantErr := range map[string]string{
+		"/conversations/" + conv["id"].(string):  "-",
+		"/service/v2":                            `"403:/service/v2:Forbidden channel"`,
+		"/conversations/" + other["id"].(string): `"403:/conversations/` + other["id"].(string) + `:Forbidden channel"`,
+	} {
+		if got := sub(ch); got != wantErr {
+			t.Errorf("anonymous visitor v1 subscribe %s: %s, want %s", ch, got, wantErr)
+		}
+	}
+	// Without the switch, a client with no token can subscribe to nothing.
+	e2 := fayeEnv(t)
+	cid2 := e2.handshake("")
+	_, r, _ := e2.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid2 + `","subscription":"/service/v1"}`)
+	if r[0]["error"] != "403::Authentication required" {
+		t.Errorf("subscribe without a token: %v", r)
+	}
+}
+
+// TestFayeManagerDuty: a manager on /service/* over a Faye websocket is on duty, and off duty
+// as soon as the socket closes.
+func TestFayeManagerDuty(t *testing.T) {
+	e := fayeEnv(t)
+	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mTok := token(t, auth.Manager, "shop", "m1")
+	call := func(s string) []map[string]any {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f []map[string]any
+		_ = json.Unmarshal(data, &f)
+		return f
+	}
+	cid := call(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"ext":{"token":"` + mTok + `"}}]`)[0]["clientId"].(string)
+	call(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"websocket","advice":{"timeout":0}},{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/*"}]`)
+	if r := e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil); r.status != http.StatusCreated || r.obj("conversation")["manager_id"] != "m1" {
+		t.Fatalf("open with a Faye manager on duty: %s", r.raw)
+	}
+	ws.Close()
+	probe := 0
+	waitFor(t, "the manager off duty after its socket closed", func() bool {
+		probe++
+		return e.post("/chat/service/"+fmt.Sprint("probe", probe), token(t, auth.Visitor, "shop", fmt.Sprint("probe", probe)), nil).status == http.StatusUnprocessableEntity
+	})
 }

@@ -17,10 +17,25 @@ fi
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
 
+echo "== Node end-to-end suite (official faye client; its browser bundle in Chromium)"
+# Chromium comes from Debian; playwright-core drives it (it downloads no browser of its own).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "Chromium is missing: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+bin_dir=$(mktemp -d)
+trap 'rm -rf "$bin_dir"' EXIT
+go build -o "$bin_dir/chat-server" ./cmd/chat-server
+(cd e2e/node && npm ci --no-audit --no-fund --loglevel=error && CHAT_SERVER_BIN="$bin_dir/chat-server" npm test)
+
 # Each fuzz target runs briefly on top of its committed corpus (testdata/fuzz); run one for
 # longer with: go test ./PKG -run '^$' -fuzz NAME -fuzztime 10m
 fuzztime=${FUZZTIME:-10s}
-for target in channel:FuzzTopicMapping auth:FuzzVerify api:FuzzDecodeParams; do
+for target in channel:FuzzTopicMapping auth:FuzzVerify api:FuzzDecodeParams faye/bayeux:FuzzDecodeBatch; do
   pkg=${target%%:*} name=${target##*:}
   echo "== fuzz $name ($fuzztime)"
   go test "./$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime"
