@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/contrib/websocket"
@@ -61,9 +62,13 @@ func (e *Engine) Register(app *fiber.App, cfg HTTPConfig) error {
 	}
 	h.ws = websocket.New(h.serveWebSocket, websocket.Config{
 		// Origins are checked by our own policy before the upgrade.
-		Origins:           []string{"*"},
-		HandshakeTimeout:  10 * time.Second,
-		EnableCompression: true,
+		Origins:          []string{"*"},
+		HandshakeTimeout: 10 * time.Second,
+		// Idle sockets are the common case: small read buffers, and write buffers taken from
+		// a pool only while a frame is written.
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 	})
 	app.Get(cfg.Mount+".js", h.serveClientJS)
 	app.Get(cfg.Mount+"/client.js", h.serveClientJS)
