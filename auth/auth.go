@@ -5,6 +5,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -35,6 +36,20 @@ type Identity struct {
 // String is for logs: it names the identity without any secret.
 func (id Identity) String() string { return string(id.Role) + ":" + id.Org + "/" + id.Subject }
 
+// Key is a compact, unambiguous form of the identity ("role:org:subject"), for places that
+// can only hold a string, such as a stored MQTT session.
+func (id Identity) Key() string { return string(id.Role) + ":" + id.Org + ":" + id.Subject }
+
+// ParseKey reverses Key; ok is false for anything Key cannot have produced.
+func ParseKey(key string) (id Identity, ok bool) {
+	parts := strings.Split(key, ":")
+	if len(parts) != 3 {
+		return Identity{}, false
+	}
+	id = Identity{Role: Role(parts[0]), Org: parts[1], Subject: parts[2]}
+	return id, id.validate() == nil
+}
+
 // ErrInvalidToken wraps every reason a token is refused.
 var ErrInvalidToken = errors.New("invalid token")
 
@@ -50,6 +65,7 @@ type claims struct {
 // Verifier checks HS256 tokens signed with one shared secret.
 type Verifier struct {
 	secret []byte
+	leeway time.Duration
 	parser *jwt.Parser
 }
 
@@ -57,6 +73,7 @@ type Verifier struct {
 func NewVerifier(secret []byte, leeway time.Duration) *Verifier {
 	return &Verifier{
 		secret: secret,
+		leeway: leeway,
 		// The algorithm is pinned: "none" and asymmetric algorithms never reach the key function.
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway)),
 	}
@@ -65,19 +82,26 @@ func NewVerifier(secret []byte, leeway time.Duration) *Verifier {
 // Verify returns the identity a valid token carries. Errors wrap ErrInvalidToken and never
 // quote the token.
 func (v *Verifier) Verify(token string) (Identity, error) {
+	id, _, err := v.VerifyExpiry(token)
+	return id, err
+}
+
+// VerifyExpiry is Verify that also says until when the identity holds (exp plus the leeway),
+// for connections that must end when their token does.
+func (v *Verifier) VerifyExpiry(token string) (Identity, time.Time, error) {
 	if len(token) > MaxTokenBytes {
-		return Identity{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
+		return Identity{}, time.Time{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
 	var c claims
 	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil })
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		return Identity{}, time.Time{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	id := Identity{Subject: c.Subject, Role: c.Role, Org: c.Org}
 	if err := id.validate(); err != nil {
-		return Identity{}, err
+		return Identity{}, time.Time{}, err
 	}
-	return id, nil
+	return id, c.ExpiresAt.Time.Add(v.leeway), nil
 }
 
 func (id Identity) validate() error {

@@ -122,3 +122,24 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestKey(t *testing.T) {
+	id := Identity{Subject: "m-1", Role: Manager, Org: "org_2"}
+	if got, ok := ParseKey(id.Key()); !ok || got != id {
+		t.Fatalf("ParseKey(%q) = %v, %v", id.Key(), got, ok)
+	}
+	for _, bad := range []string{"", "manager:o", "root:o:s", "manager:o:s:x", "manager::s", "visitor:o:a/b"} {
+		if _, ok := ParseKey(bad); ok {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+}
+
+func TestVerifyExpiry(t *testing.T) {
+	now := time.Now()
+	tok, _ := Issue(secret, Identity{"v1", Visitor, "O"}, time.Hour, now)
+	_, exp, err := NewVerifier(secret, 30*time.Second).VerifyExpiry(tok)
+	if err != nil || exp.Unix() != now.Add(time.Hour+30*time.Second).Unix() {
+		t.Fatalf("VerifyExpiry = %v, %v; want exp plus leeway", exp, err)
+	}
+}

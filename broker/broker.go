@@ -4,21 +4,33 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/convead/chat-server/channel"
 )
 
-// ListenerTCP is the id of the MQTT TCP listener.
-const ListenerTCP = "tcp"
+// Listener ids: the MQTT TCP (or TLS) listener, and the websocket connections the HTTP server
+// hands over.
+const (
+	ListenerTCP       = "tcp"
+	ListenerWebsocket = "ws"
+)
+
+// SessionsFile keeps persistent MQTT sessions inside the data folder.
+const SessionsFile = "mqtt-sessions.db"
 
 // PublishQoS is the QoS of server-side publishes: subscribers get min(this, their own), so
 // QoS 1 subscribers with persistent sessions receive chat events at least once.
@@ -31,6 +43,11 @@ type Config struct {
 	// QueuePerClient bounds the messages waiting to be written to one client; beyond it the
 	// broker drops (mochi preallocates this queue per client, so it is also a memory knob).
 	QueuePerClient int
+	// DataDir keeps persistent sessions (subscriptions and undelivered QoS 1/2 messages of
+	// clients that connect with clean-session false) across restarts. Empty: in memory only.
+	DataDir string
+	// TLS, when set, serves MQTT over TLS on Addr.
+	TLS *tls.Config
 }
 
 // Broker is the embedded MQTT broker.
@@ -38,7 +55,9 @@ type Broker struct {
 	srv     *mqtt.Server
 	cfg     Config
 	ln      net.Listener
+	log     *slog.Logger
 	running atomic.Bool
+	dropped atomic.Uint64
 	// inlineIDs numbers inline subscriptions: mochi keys them by id across all filters.
 	inlineIDs atomic.Int64
 }
@@ -47,8 +66,9 @@ type Broker struct {
 func New(cfg Config, log *slog.Logger) *Broker {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.QueuePerClient)
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log.With("component", "mqtt")})
-	return &Broker{srv: srv, cfg: cfg}
+	log = log.With("component", "mqtt")
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log})
+	return &Broker{srv: srv, cfg: cfg, log: log}
 }
 
 // Server returns the mochi server, for hooks that need to look clients up.
@@ -62,17 +82,33 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 	return nil
 }
 
-// Start listens on the configured address and serves.
+// Start opens the session store, listens on the configured address and serves. Hooks added
+// before Start run before the broker's own (drop accounting, session storage).
 func (b *Broker) Start() error {
+	if err := b.srv.AddHook(&dropHook{b: b}, nil); err != nil {
+		return fmt.Errorf("add drop accounting: %w", err)
+	}
+	if b.cfg.DataDir != "" {
+		path := filepath.Join(b.cfg.DataDir, SessionsFile)
+		err := b.srv.AddHook(new(bolt.Hook), &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
+		if err != nil {
+			return fmt.Errorf("open MQTT session store %s (is another server using this data folder?): %w", path, err)
+		}
+	}
 	ln, err := net.Listen("tcp", b.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen MQTT on %s (mqtt.addr): %w", b.cfg.Addr, err)
 	}
+	if b.cfg.TLS != nil {
+		ln = tls.NewListener(ln, b.cfg.TLS)
+	}
 	b.ln = ln
 	// listeners.NewNet with our own listener, because NewTCP does not report the port of ":0".
-	if err := b.srv.AddListener(listeners.NewNet(ListenerTCP, ln)); err != nil {
-		ln.Close()
-		return fmt.Errorf("add MQTT listener: %w", err)
+	for _, l := range []listeners.Listener{listeners.NewNet(ListenerTCP, ln), handedOver{}} {
+		if err := b.srv.AddListener(l); err != nil {
+			ln.Close()
+			return fmt.Errorf("add MQTT listener %s: %w", l.ID(), err)
+		}
 	}
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("start broker: %w", err)
@@ -80,6 +116,45 @@ func (b *Broker) Start() error {
 	b.running.Store(true)
 	return nil
 }
+
+// ServeConn serves one MQTT connection that arrived another way (MQTT over websocket on the
+// HTTP port) until it ends.
+func (b *Broker) ServeConn(conn net.Conn) error {
+	if !b.running.Load() {
+		return errors.New("broker not running")
+	}
+	return b.srv.EstablishConnection(ListenerWebsocket, conn)
+}
+
+// handedOver is the listener of connections passed to ServeConn: it accepts nothing itself,
+// but being registered makes the broker close those clients when it stops.
+type handedOver struct{}
+
+func (handedOver) Init(*slog.Logger) error       { return nil }
+func (handedOver) Serve(listeners.EstablishFn)   {}
+func (handedOver) ID() string                    { return ListenerWebsocket }
+func (handedOver) Address() string               { return "" }
+func (handedOver) Protocol() string              { return "ws" }
+func (handedOver) Close(close listeners.CloseFn) { close(ListenerWebsocket) }
+
+// dropHook counts and logs messages the broker drops because a client's queue is full: a slow
+// client loses messages (and catches up from history) instead of stalling the publisher.
+type dropHook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *dropHook) ID() string           { return "chat-drops" }
+func (h *dropHook) Provides(b byte) bool { return b == mqtt.OnPublishDropped }
+
+func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	if n := h.b.dropped.Add(1); n == 1 || n%1000 == 0 {
+		h.b.log.Warn("mqtt client queue full, message dropped", "client", cl.ID, "topic", pk.TopicName, "dropped_total", n)
+	}
+}
+
+// Dropped is the number of messages dropped on full client queues since start.
+func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
 
 // Addr is the bound MQTT address, once started.
 func (b *Broker) Addr() net.Addr {

@@ -117,6 +117,9 @@ func TestClassify(t *testing.T) {
 		{"/conversations/*", Channel{Name: "/conversations/*", Kind: Other}},
 		{"/conversations/c1/*", Channel{Name: "/conversations/c1/*", Kind: Other}},
 		{"/**", Channel{Name: "/**", Kind: Other}},
+		{"/replies/manager/m1", Channel{Name: "/replies/manager/m1", Kind: Replies, ID: "m1", Sub: "manager"}},
+		{"/replies/root/m1", Channel{Name: "/replies/root/m1", Kind: Other}},
+		{"/replies/manager/m1/x", Channel{Name: "/replies/manager/m1/x", Kind: Other}},
 		{"/bogus name", Channel{Name: "/bogus name", Kind: Other}},
 	}
 	for _, tc := range cases {

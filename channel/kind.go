@@ -13,6 +13,7 @@ const (
 	Conversation                // /conversations/C: the messages of conversation C
 	ConversationSub             // /conversations/C/<sub>: receipts, typing, closing of C
 	Notifications               // /notifications/V: notifications for visitor V
+	Replies                     // /replies/<role>/<id>: answers to one identity's MQTT commands
 )
 
 // ServiceAllPattern is the channel on-duty managers subscribe to.
@@ -38,6 +39,13 @@ func Classify(name string) Channel {
 		return c
 	}
 	first, rest, _ := strings.Cut(name[1:], "/")
+	if first == "replies" {
+		role, id, ok := strings.Cut(rest, "/")
+		if ok && ValidID(id) && (role == "visitor" || role == "manager" || role == "service") {
+			c.Kind, c.ID, c.Sub = Replies, id, role
+		}
+		return c
+	}
 	id, sub, hasSub := strings.Cut(rest, "/")
 	if !ValidID(id) {
 		return c
@@ -63,6 +71,9 @@ func ConversationOf(c string) string { return "/conversations/" + c }
 
 // ConversationSubOf is a sub-channel of conversation c, such as "receipts".
 func ConversationSubOf(c, sub string) string { return "/conversations/" + c + "/" + sub }
+
+// RepliesOf is the channel where an identity gets the answers to its MQTT commands.
+func RepliesOf(role, id string) string { return "/replies/" + role + "/" + id }
 
 // NotificationsOf is the notification channel of visitor v.
 func NotificationsOf(v string) string { return "/notifications/" + v }

@@ -32,6 +32,10 @@ func (s *Service) CanSubscribe(ctx context.Context, id auth.Identity, name strin
 		if id.Role == auth.Visitor && id.Subject == ch.ID {
 			return nil
 		}
+	case channel.Replies:
+		if string(id.Role) == ch.Sub && id.Subject == ch.ID {
+			return nil
+		}
 	case channel.Conversation, channel.ConversationSub:
 		c, err := s.conversationMeta(ctx, id, ch.ID)
 		if err != nil {
@@ -44,8 +48,12 @@ func (s *Service) CanSubscribe(ctx context.Context, id auth.Identity, name strin
 	return Forbidden("%s may not subscribe to %s", id.Role, name)
 }
 
-// Typing is the conversation sub-channel participants may publish to directly.
-const Typing = "typing"
+// Sub-channels of a conversation its participants may publish to: typing events go to the
+// other side as they are; a post is a command that the MQTT door stores through PostMessage.
+const (
+	Typing = "typing"
+	Post   = "post"
+)
 
 // CanPublish decides whether id may publish to the channel name of its org. Chat messages are
 // created only through PostMessage, never by a raw publish; a service may publish anywhere.
@@ -54,7 +62,7 @@ func (s *Service) CanPublish(ctx context.Context, id auth.Identity, name string)
 		return nil
 	}
 	ch := channel.Classify(name)
-	if ch.Kind == channel.ConversationSub && ch.Sub == Typing {
+	if ch.Kind == channel.ConversationSub && (ch.Sub == Typing || ch.Sub == Post) {
 		c, err := s.conversationMeta(ctx, id, ch.ID)
 		if err != nil {
 			return err

@@ -537,6 +537,10 @@ func TestACL(t *testing.T) {
 		{manager("m2"), "/service/**", false},
 		{managerOf("P", "m1"), conv, false},
 		{service(), "/**", true},
+		{visitor("v1"), "/replies/visitor/v1", true},
+		{visitor("v1"), "/replies/visitor/v2", false},
+		{visitor("v1"), "/replies/manager/v1", false},
+		{manager("m1"), "/replies/manager/m1", true},
 	}
 	for _, tc := range subCases {
 		err := f.svc.CanSubscribe(ctx, tc.id, tc.name)
@@ -556,6 +560,8 @@ func TestACL(t *testing.T) {
 		{visitor("v1"), conv, false},
 		{manager("m1"), conv, false},
 		{visitor("v1"), conv + "/receipts", false},
+		{visitor("v1"), conv + "/post", true},
+		{visitor("v2"), conv + "/post", false},
 		{visitor("v1"), "/service/v1", false},
 		{manager("m1"), "/service/v1", false},
 		{service(), conv, true},

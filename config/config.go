@@ -49,6 +49,9 @@ type HTTP struct {
 type MQTT struct {
 	Addr           string `yaml:"addr"`
 	QueuePerClient int    `yaml:"queue_per_client"`
+	WSPath         string `yaml:"ws_path"`
+	TLSCertFile    string `yaml:"tls_cert_file"`
+	TLSKeyFile     string `yaml:"tls_key_file"`
 }
 
 // Faye configures the Bayeux endpoint.
@@ -223,6 +226,8 @@ func (c *Config) Validate() error {
 	check(c.DataDir != "", "data_dir", "must not be empty")
 	check(c.HTTP.Addr != "", "http.addr", "must not be empty")
 	check(c.MQTT.Addr != "", "mqtt.addr", "must not be empty")
+	check((c.MQTT.TLSCertFile == "") == (c.MQTT.TLSKeyFile == ""), "mqtt.tls_cert_file", "set both mqtt.tls_cert_file and mqtt.tls_key_file, or neither")
+	check(c.MQTT.WSPath == "" || (strings.HasPrefix(c.MQTT.WSPath, "/") && c.MQTT.WSPath != c.Faye.Mount), "mqtt.ws_path", "must be a path such as /mqtt, other than faye.mount, or empty, got %q", c.MQTT.WSPath)
 	check(c.MQTT.QueuePerClient > 0, "mqtt.queue_per_client", "must be positive, got %d", c.MQTT.QueuePerClient)
 	check(c.Mongo.URI == "" || c.Mongo.Database != "", "mongo.database", "must be set with mongo.uri")
 	check(c.Mongo.Timeout > 0, "mongo.timeout", "must be positive")

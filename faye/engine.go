@@ -17,6 +17,7 @@ import (
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/faye/bayeux"
 )
 
@@ -572,6 +573,11 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		return r.Fail(bayeux.ChannelForbidden(m.Channel))
 	}
 	if err := e.acl.CanPublish(ctx, id, m.Channel); err != nil {
+		return r.Fail(bayeux.ChannelForbidden(m.Channel))
+	}
+	if ch := channel.Classify(m.Channel); ch.Kind == channel.ConversationSub && ch.Sub == chat.Post {
+		// The post command is MQTT's (it needs an acknowledgement Bayeux publishes do not
+		// carry); a widget posts through the REST API.
 		return r.Fail(bayeux.ChannelForbidden(m.Channel))
 	}
 	// Only data travels: the publisher's ext (its token) and client id never reach anyone.

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,9 @@ import (
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/config"
 	"github.com/convead/chat-server/faye"
+	"github.com/convead/chat-server/mqttws"
 	"github.com/convead/chat-server/origin"
+	"github.com/convead/chat-server/plugins/commands"
 	"github.com/convead/chat-server/plugins/duty"
 	"github.com/convead/chat-server/plugins/mqttauth"
 	"github.com/convead/chat-server/presence"
@@ -54,12 +57,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	duties := presence.NewRegistry()
-	b := broker.New(broker.Config{Addr: cfg.MQTT.Addr, QueuePerClient: cfg.MQTT.QueuePerClient}, log)
+	tlsConfig, err := mqttTLS(cfg)
+	if err != nil {
+		_ = st.Close(ctx)
+		return nil, err
+	}
+	b := broker.New(broker.Config{Addr: cfg.MQTT.Addr, QueuePerClient: cfg.MQTT.QueuePerClient, DataDir: cfg.DataDir, TLS: tlsConfig}, log)
 	svc := chat.New(st, b, duties, chat.Config{MaxMessagesCount: cfg.API.MaxMessagesCount, ContentChars: cfg.Limits.ContentChars},
 		log.With("component", "chat"))
 	verifier := auth.NewVerifier(secret, cfg.Auth.Leeway)
-	authHook := mqttauth.New(verifier, svc, b.Server().Clients, log.With("component", "mqtt-auth"))
-	for _, h := range []mqtt.Hook{authHook, duty.New(duties, authHook)} {
+	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, log.With("component", "mqtt-auth"))
+	hooks := []mqtt.Hook{authHook, duty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
+	for _, h := range hooks {
 		if err := b.AddHook(h); err != nil {
 			_ = st.Close(ctx)
 			return nil, err
@@ -102,6 +111,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
+	if cfg.MQTT.WSPath != "" {
+		mqttws.Register(app, cfg.MQTT.WSPath, b, origins, cfg.Limits.WSFrameBytes, log.With("component", "mqtt-ws"))
+	}
 	api.Register(app, svc, verifier, api.Config{
 		AnonymousOrg: cfg.Auth.AnonymousOrg,
 		Origins:      origins,
@@ -111,6 +123,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		},
 	}, log.With("component", "api"))
 	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, served: make(chan error, 1)}, nil
+}
+
+func mqttTLS(cfg *config.Config) (*tls.Config, error) {
+	if cfg.MQTT.TLSCertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.MQTT.TLSCertFile, cfg.MQTT.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load MQTT TLS certificate (mqtt.tls_cert_file, mqtt.tls_key_file): %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func proxyHeader(cfg *config.Config) string {

@@ -1,6 +1,11 @@
 // Package mqttauth is the broker hook that authenticates MQTT clients with the same JWTs as
 // REST and Faye (the token is the CONNECT password; the username is free) and applies the
 // chat ACL to every subscribe, publish and delivery.
+//
+// The identity is written into the client's Username when it connects, replacing whatever the
+// client sent. The broker's storage hook keeps it with a persistent session, so after a restart
+// the hook still knows who owns a stored session: its client id cannot be taken by anyone else,
+// and messages for it while it is offline pass the same ACL as when it is online.
 package mqttauth
 
 import (
@@ -17,9 +22,9 @@ import (
 	"github.com/convead/chat-server/channel"
 )
 
-// Verifier turns a token into an identity.
+// Verifier turns a token into an identity and the time it stops being valid.
 type Verifier interface {
-	Verify(token string) (auth.Identity, error)
+	VerifyExpiry(token string) (auth.Identity, time.Time, error)
 }
 
 // ACL decides subscribes and publishes on channel names of the identity's organisation.
@@ -28,30 +33,29 @@ type ACL interface {
 	CanPublish(ctx context.Context, id auth.Identity, name string) error
 }
 
+// Disconnector ends a client's connection with a reason (the broker's DisconnectClient).
+type Disconnector func(cl *mqtt.Client, code packets.Code) error
+
 // aclTimeout bounds one ACL decision that needs the store.
 const aclTimeout = 2 * time.Second
-
-type session struct {
-	cl *mqtt.Client
-	id auth.Identity
-}
 
 // Hook is the authentication and ACL hook.
 type Hook struct {
 	mqtt.HookBase
-	verifier Verifier
-	acl      ACL
-	clients  *mqtt.Clients
-	log      *slog.Logger
+	verifier   Verifier
+	acl        ACL
+	clients    *mqtt.Clients
+	disconnect Disconnector
+	log        *slog.Logger
 
-	mu       sync.RWMutex
-	sessions map[string]session // client id → its connection and owner
+	mu     sync.Mutex
+	expiry map[*mqtt.Client]*time.Timer // ends each connection when its token expires
 }
 
-// New returns the hook. clients is the broker's client list, used to keep client ids owned by
-// the identity that holds them.
-func New(v Verifier, acl ACL, clients *mqtt.Clients, log *slog.Logger) *Hook {
-	return &Hook{verifier: v, acl: acl, clients: clients, log: log, sessions: map[string]session{}}
+// New returns the hook. clients is the broker's client list, to keep client ids owned by the
+// identity that holds them; disconnect ends connections whose token expired.
+func New(v Verifier, acl ACL, clients *mqtt.Clients, disconnect Disconnector, log *slog.Logger) *Hook {
+	return &Hook{verifier: v, acl: acl, clients: clients, disconnect: disconnect, log: log, expiry: map[*mqtt.Client]*time.Timer{}}
 }
 
 // ID implements mqtt.Hook.
@@ -62,41 +66,42 @@ func (h *Hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect}, []byte{b})
 }
 
-// OnConnectAuthenticate accepts a client whose password is a valid token. A client id that the
-// broker still knows (connected, or a kept session) may only be taken by the same identity:
-// otherwise a visitor could take over a manager's session and its subscriptions.
+// OnConnectAuthenticate accepts a client whose password is a valid token. A client id the
+// broker still knows (connected, or a kept session) may only be taken by its owner: otherwise a
+// visitor could take over a manager's session and its subscriptions.
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	id, err := h.verifier.Verify(string(pk.Connect.Password))
+	id, expires, err := h.verifier.VerifyExpiry(string(pk.Connect.Password))
 	if err != nil {
 		h.log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", err.Error())
 		return false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if old, ok := h.sessions[cl.ID]; ok && old.id != id {
-		if _, known := h.clients.Get(cl.ID); known {
+	if existing, known := h.clients.Get(cl.ID); known {
+		if owner, ok := auth.ParseKey(string(existing.Properties.Username)); !ok || owner != id {
 			h.log.Warn("mqtt connect refused: client id held by another identity", "client", cl.ID, "identity", id.String(), "remote", cl.Net.Remote)
 			return false
 		}
 	}
-	h.sessions[cl.ID] = session{cl: cl, id: id}
+	cl.Properties.Username = []byte(id.Key())
+	h.mu.Lock()
+	h.expiry[cl] = time.AfterFunc(time.Until(expires), func() {
+		h.log.Info("mqtt token expired: disconnecting", "client", cl.ID, "identity", id.String())
+		_ = h.disconnect(cl, packets.ErrMaxConnectTime)
+	})
+	h.mu.Unlock()
 	return true
 }
 
-// Identity returns the identity of a connected client.
+// Identity returns the identity of a client, connected or kept in a persistent session.
 func (h *Hook) Identity(cl *mqtt.Client) (auth.Identity, bool) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	s, ok := h.sessions[cl.ID]
-	if !ok || s.cl != cl {
+	if cl.Net.Inline {
 		return auth.Identity{}, false
 	}
-	return s.id, true
+	return auth.ParseKey(string(cl.Properties.Username))
 }
 
 // OnACLCheck applies the chat ACL. It runs for subscribe filters, for publishes, and for each
-// delivery with the concrete topic. Topics outside `orgs/<own org>/` ($SYS included) and topics
-// with no Faye equivalent are refused to everyone.
+// delivery with the concrete topic (also to sessions that are offline). Topics outside
+// `orgs/<own org>/` ($SYS included) and topics with no Faye equivalent are refused to everyone.
 func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	id, ok := h.Identity(cl)
 	if !ok {
@@ -120,14 +125,12 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return true
 }
 
-// OnDisconnect forgets a client whose session ends with the connection.
-func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
-	if !expire {
-		return // a kept session stays owned by its identity
-	}
+// OnDisconnect stops the connection's expiry timer.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s, ok := h.sessions[cl.ID]; ok && s.cl == cl {
-		delete(h.sessions, cl.ID)
+	if t := h.expiry[cl]; t != nil {
+		t.Stop()
+		delete(h.expiry, cl)
 	}
 }

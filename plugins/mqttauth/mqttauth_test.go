@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,58 +51,115 @@ func tokenFor(t *testing.T, role auth.Role, sub string) string {
 	return tok
 }
 
-func newHook() (*Hook, *acl, *mqtt.Clients) {
+type disconnects struct {
+	mu  sync.Mutex
+	got map[string]packets.Code
+}
+
+func (d *disconnects) disconnect(cl *mqtt.Client, code packets.Code) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.got[cl.ID] = code
+	return nil
+}
+
+func (d *disconnects) of(id string) (packets.Code, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.got[id]
+	return c, ok
+}
+
+func newHook() (*Hook, *acl, *mqtt.Clients, *disconnects) {
 	a := &acl{sub: map[string]bool{"/service/v1": true}, pub: map[string]bool{"/conversations/c/typing": true}}
 	clients := mqtt.NewClients()
-	return New(auth.NewVerifier(secret, 0), a, clients, slog.New(slog.NewTextHandler(io.Discard, nil))), a, clients
+	d := &disconnects{got: map[string]packets.Code{}}
+	return New(auth.NewVerifier(secret, 0), a, clients, d.disconnect, slog.New(slog.NewTextHandler(io.Discard, nil))), a, clients, d
 }
 
 func TestAuthenticate(t *testing.T) {
-	h, _, clients := newHook()
+	h, _, clients, _ := newHook()
 	cl := &mqtt.Client{ID: "c1"}
+	cl.Properties.Username = []byte("manager:O:m1") // a username claiming an identity counts for nothing
 	if h.OnConnectAuthenticate(cl, connect("garbage")) {
 		t.Fatal("accepted a garbage token")
 	}
-	if _, ok := h.Identity(cl); ok {
-		t.Fatal("refused client has an identity")
-	}
-	if !h.OnConnectAuthenticate(cl, connect(tokenFor(t, auth.Manager, "m1"))) {
+	if !h.OnConnectAuthenticate(cl, connect(tokenFor(t, auth.Visitor, "v1"))) {
 		t.Fatal("refused a valid token")
 	}
-	if id, ok := h.Identity(cl); !ok || id.Subject != "m1" || id.Role != auth.Manager {
-		t.Fatalf("Identity = %v, %v", id, ok)
+	if id, ok := h.Identity(cl); !ok || id != (auth.Identity{Subject: "v1", Role: auth.Visitor, Org: "O"}) {
+		t.Fatalf("Identity = %v, %v: the token, not the username, decides", id, ok)
 	}
 	clients.Add(cl)
-	// Another identity cannot take the id while the broker knows the client…
-	intruder := &mqtt.Client{ID: "c1"}
-	if h.OnConnectAuthenticate(intruder, connect(tokenFor(t, auth.Visitor, "v1"))) {
-		t.Fatal("a visitor took over a manager's client id")
+	// Another identity cannot take the id while the broker knows the client (connected or kept)…
+	if h.OnConnectAuthenticate(&mqtt.Client{ID: "c1"}, connect(tokenFor(t, auth.Manager, "m1"))) {
+		t.Fatal("another identity took over the client id")
 	}
-	// …the same identity can (a reconnect), and the old connection loses its identity.
-	again := &mqtt.Client{ID: "c1"}
-	if !h.OnConnectAuthenticate(again, connect(tokenFor(t, auth.Manager, "m1"))) {
+	// …its owner can (a reconnect).
+	if !h.OnConnectAuthenticate(&mqtt.Client{ID: "c1"}, connect(tokenFor(t, auth.Visitor, "v1"))) {
 		t.Fatal("the owner could not reconnect")
 	}
-	if _, ok := h.Identity(cl); ok {
-		t.Fatal("the taken-over connection still has an identity")
+	// A stored session restored after a restart carries its owner in its username.
+	restored := &mqtt.Client{ID: "kept"}
+	restored.Properties.Username = []byte("service:O:integration")
+	clients.Add(restored)
+	if id, ok := h.Identity(restored); !ok || id.Role != auth.Service {
+		t.Fatalf("restored session identity = %v, %v", id, ok)
 	}
-	// A kept session stays owned after a disconnect; an ended one is forgotten.
-	h.OnDisconnect(again, nil, false)
-	if _, ok := h.Identity(again); !ok {
-		t.Fatal("a kept session lost its owner")
+	if h.OnConnectAuthenticate(&mqtt.Client{ID: "kept"}, connect(tokenFor(t, auth.Visitor, "v1"))) {
+		t.Fatal("a visitor took over a restored session")
 	}
-	h.OnDisconnect(again, nil, true)
 	clients.Delete("c1")
-	if _, ok := h.Identity(again); ok {
-		t.Fatal("an ended session kept its owner")
-	}
-	if !h.OnConnectAuthenticate(&mqtt.Client{ID: "c1"}, connect(tokenFor(t, auth.Visitor, "v1"))) {
+	if !h.OnConnectAuthenticate(&mqtt.Client{ID: "c1"}, connect(tokenFor(t, auth.Manager, "m1"))) {
 		t.Fatal("a free client id was refused")
+	}
+	if _, ok := h.Identity(&mqtt.Client{ID: "x", Net: mqtt.ClientConnection{Inline: true}}); ok {
+		t.Fatal("the inline client has an identity")
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	h, _, _, d := newHook()
+	short, err := auth.Issue(secret, auth.Identity{Subject: "v1", Role: auth.Visitor, Org: "O"}, 2*time.Second, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &mqtt.Client{ID: "short"}
+	if !h.OnConnectAuthenticate(cl, connect(short)) {
+		t.Fatal("refused")
+	}
+	long := &mqtt.Client{ID: "long"}
+	if !h.OnConnectAuthenticate(long, connect(tokenFor(t, auth.Visitor, "v2"))) {
+		t.Fatal("refused")
+	}
+	gone := &mqtt.Client{ID: "gone"}
+	if !h.OnConnectAuthenticate(gone, connect(short)) {
+		t.Fatal("refused")
+	}
+	h.OnDisconnect(gone, nil, true) // disconnected before its token expired: no timer left
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if code, ok := d.of("short"); ok {
+			if code != packets.ErrMaxConnectTime {
+				t.Fatalf("disconnect code = %v", code)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client was not disconnected when its token expired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, ok := d.of("long"); ok {
+		t.Error("a client with a valid token was disconnected")
+	}
+	if _, ok := d.of("gone"); ok {
+		t.Error("a departed client's timer fired")
 	}
 }
 
 func TestACLCheck(t *testing.T) {
-	h, a, _ := newHook()
+	h, a, _, _ := newHook()
 	cl := &mqtt.Client{ID: "c1"}
 	if !h.OnConnectAuthenticate(cl, connect(tokenFor(t, auth.Visitor, "v1"))) {
 		t.Fatal("refused")

@@ -1,0 +1,144 @@
+// Package commands is the broker hook that lets MQTT apps post chat messages by publishing to a
+// command topic instead of calling the REST API:
+//
+//	publish  orgs/O/conversations/C/post   {"content":"…","client_message_id":"…"}
+//	answer   orgs/O/replies/<role>/<id>    {"ok":true,"created":true,"message":{…},"client_message_id":"…"}
+//
+// The message is stored through the same domain code as REST (rules, idempotency, the
+// `message` event on the conversation) before the broker acknowledges the publish, so a PUBACK
+// means stored. The command itself is never forwarded to subscribers.
+package commands
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/chat"
+	"github.com/convead/chat-server/store"
+)
+
+// Poster stores a chat message (the chat domain does).
+type Poster interface {
+	PostMessage(ctx context.Context, id auth.Identity, convID, content, clientMessageID string) (store.Message, bool, error)
+}
+
+// Publisher sends the answer (the broker does).
+type Publisher interface {
+	Publish(org, name string, payload []byte) error
+}
+
+// Identities tells who a client is.
+type Identities interface {
+	Identity(cl *mqtt.Client) (auth.Identity, bool)
+}
+
+// Timeout bounds the handling of one command.
+const Timeout = 10 * time.Second
+
+// Hook is the command hook.
+type Hook struct {
+	mqtt.HookBase
+	ids    Identities
+	poster Poster
+	pub    Publisher
+	log    *slog.Logger
+}
+
+// New returns the hook.
+func New(ids Identities, poster Poster, pub Publisher, log *slog.Logger) *Hook {
+	return &Hook{ids: ids, poster: poster, pub: pub, log: log}
+}
+
+// ID implements mqtt.Hook.
+func (h *Hook) ID() string { return "chat-commands" }
+
+// Provides implements mqtt.Hook.
+func (h *Hook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+type command struct {
+	Content         string `json:"content"`
+	ClientMessageID string `json:"client_message_id"`
+}
+
+type answer struct {
+	OK              bool           `json:"ok"`
+	Created         bool           `json:"created,omitempty"`
+	Message         *store.Message `json:"message,omitempty"`
+	Error           *answerError   `json:"error,omitempty"`
+	ClientMessageID string         `json:"client_message_id,omitempty"`
+}
+
+type answerError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// OnPublish handles publishes to a conversation's post topic; every other publish passes.
+// The broker's ACL already checked that the client may publish there.
+func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	org, name, err := channel.FromTopic(pk.TopicName)
+	if err != nil {
+		return pk, nil
+	}
+	ch := channel.Classify(name)
+	if ch.Kind != channel.ConversationSub || ch.Sub != chat.Post {
+		return pk, nil
+	}
+	id, ok := h.ids.Identity(cl)
+	if !ok || id.Org != org {
+		return pk, packets.ErrRejectPacket // server-side publishes never post
+	}
+	var cmd command
+	var a answer
+	dec := json.NewDecoder(bytes.NewReader(pk.Payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cmd); err != nil {
+		a.Error = &answerError{Code: "invalid_json", Message: `the payload must be {"content":…,"client_message_id":…}`}
+		h.reply(id, a)
+		return pk, packets.CodeSuccessIgnore
+	}
+	a.ClientMessageID = cmd.ClientMessageID
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	m, created, err := h.poster.PostMessage(ctx, id, ch.ID, cmd.Content, cmd.ClientMessageID)
+	if err == nil {
+		a.OK, a.Created, a.Message = true, created, &m
+		h.reply(id, a)
+		return pk, packets.CodeSuccessIgnore
+	}
+	e := chat.AsError(err)
+	if e != nil && e.Kind != chat.KindUnavailable && e.Kind != chat.KindInternal {
+		// The command was handled; its answer is a refusal. Acknowledge it, or the app would
+		// resend it forever.
+		a.Error = &answerError{Code: e.Code, Message: e.Message}
+		h.reply(id, a)
+		return pk, packets.CodeSuccessIgnore
+	}
+	h.log.Warn("mqtt post failed", "client", cl.ID, "topic", pk.TopicName, "err", err.Error())
+	a.Error = &answerError{Code: "store_unavailable", Message: "the message was not stored, retry later"}
+	h.reply(id, a)
+	// Not stored, so not acknowledged: MQTT 5 gets a negative PUBACK; 3.1.1, which has none,
+	// gets no PUBACK and resends the command when it reconnects.
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return pk, packets.ErrUnspecifiedError
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+func (h *Hook) reply(id auth.Identity, a answer) {
+	payload, err := json.Marshal(a)
+	if err == nil {
+		err = h.pub.Publish(id.Org, channel.RepliesOf(string(id.Role), id.Subject), payload)
+	}
+	if err != nil {
+		h.log.Error("mqtt command answer failed", "identity", id.String(), "err", err.Error())
+	}
+}
