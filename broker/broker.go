@@ -85,12 +85,14 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 // Start opens the session store, listens on the configured address and serves. Hooks added
 // before Start run before the broker's own (drop accounting, session storage).
 func (b *Broker) Start() error {
-	if err := b.srv.AddHook(&dropHook{b: b}, nil); err != nil {
-		return fmt.Errorf("add drop accounting: %w", err)
+	for _, h := range []mqtt.Hook{&dropHook{b: b}, &resendOrder{clients: b.srv.Clients}} {
+		if err := b.srv.AddHook(h, nil); err != nil {
+			return fmt.Errorf("add broker hook %s: %w", h.ID(), err)
+		}
 	}
 	if b.cfg.DataDir != "" {
 		path := filepath.Join(b.cfg.DataDir, SessionsFile)
-		err := b.srv.AddHook(new(bolt.Hook), &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
+		err := b.srv.AddHook(sessionStore{new(bolt.Hook)}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
 		if err != nil {
 			return fmt.Errorf("open MQTT session store %s (is another server using this data folder?): %w", path, err)
 		}

@@ -28,6 +28,31 @@ type env struct {
 	t    testing.TB
 	base string // http://127.0.0.1:port
 	mqtt string // tcp://127.0.0.1:port
+	cfg  *config.Config
+	srv  *server.Server
+	once sync.Once
+}
+
+// stop shuts the node down (at most once; the test's cleanup calls it too).
+func (e *env) stop() {
+	e.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.srv.Shutdown(ctx); err != nil {
+			e.t.Errorf("shutdown: %v", err)
+		}
+	})
+}
+
+// restart stops the node and starts a new one on the same configuration: same data folder,
+// same bound ports.
+func (e *env) restart() *env {
+	e.t.Helper()
+	e.stop()
+	cfg := *e.cfg
+	cfg.HTTP.Addr = strings.TrimPrefix(e.base, "http://")
+	cfg.MQTT.Addr = strings.TrimPrefix(e.mqtt, "tcp://")
+	return startConfig(e.t, &cfg)
 }
 
 // start runs a node with test settings; opts may change the configuration.
@@ -43,6 +68,11 @@ func start(t testing.TB, opts ...func(*config.Config)) *env {
 	for _, o := range opts {
 		o(cfg)
 	}
+	return startConfig(t, cfg)
+}
+
+func startConfig(t testing.TB, cfg *config.Config) *env {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := server.New(context.Background(), cfg, log)
 	if err != nil {
@@ -51,19 +81,20 @@ func start(t testing.TB, opts ...func(*config.Config)) *env {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return &env{t: t, base: "http://" + srv.HTTPAddr().String(), mqtt: "tcp://" + srv.MQTTAddr().String()}
+	e := &env{t: t, base: "http://" + srv.HTTPAddr().String(), mqtt: "tcp://" + srv.MQTTAddr().String(), cfg: cfg, srv: srv}
+	t.Cleanup(e.stop)
+	return e
 }
 
-func token(t testing.TB, role auth.Role, org, sub string) string {
+// token signs a token valid for an hour, or from the given offset (a negative one makes an
+// expired token).
+func token(t testing.TB, role auth.Role, org, sub string, shift ...time.Duration) string {
 	t.Helper()
-	tok, err := auth.Issue([]byte(secret), auth.Identity{Subject: sub, Role: role, Org: org}, time.Hour, time.Now())
+	now := time.Now()
+	for _, s := range shift {
+		now = now.Add(s)
+	}
+	tok, err := auth.Issue([]byte(secret), auth.Identity{Subject: sub, Role: role, Org: org}, time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}

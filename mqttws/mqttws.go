@@ -88,14 +88,22 @@ func (c *conn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (c *conn) Close() error                       { return c.ws.Close() }
-func (c *conn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *conn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
-func (c *conn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *conn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+func (c *conn) Close() error                      { return c.ws.Close() }
+func (c *conn) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
+func (c *conn) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
+func (c *conn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+// SetWriteDeadline takes the write lock: net.Conn allows it during a write, the websocket does
+// not.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.wm.Lock()
+	defer c.wm.Unlock()
+	return c.ws.SetWriteDeadline(t)
+}
+
 func (c *conn) SetDeadline(t time.Time) error {
 	if err := c.ws.SetReadDeadline(t); err != nil {
 		return err
 	}
-	return c.ws.SetWriteDeadline(t)
+	return c.SetWriteDeadline(t)
 }
