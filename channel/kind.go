@@ -14,6 +14,7 @@ const (
 	ConversationSub             // /conversations/C/<sub>: receipts, typing, closing of C
 	Notifications               // /notifications/V: notifications for visitor V
 	Replies                     // /replies/<role>/<id>: answers to one identity's MQTT commands
+	ConversationsAll            // /conversations/* or /conversations/**: every conversation
 )
 
 // ServiceAllPattern is the channel on-duty managers subscribe to.
@@ -31,8 +32,12 @@ type Channel struct {
 // channels, or carry an id outside the id alphabet, are Other.
 func Classify(name string) Channel {
 	c := Channel{Name: name, Kind: Other}
-	if name == ServiceAllPattern {
+	switch name {
+	case ServiceAllPattern:
 		c.Kind = ServiceAll
+		return c
+	case "/conversations/*", "/conversations/**":
+		c.Kind = ConversationsAll
 		return c
 	}
 	if !Valid(name) || IsPattern(name) {

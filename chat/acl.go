@@ -20,7 +20,7 @@ func (s *Service) CanSubscribe(ctx context.Context, id auth.Identity, name strin
 	}
 	ch := channel.Classify(name)
 	switch ch.Kind {
-	case channel.ServiceAll:
+	case channel.ServiceAll, channel.ConversationsAll:
 		if id.Role == auth.Manager {
 			return nil
 		}

@@ -534,6 +534,8 @@ func TestACL(t *testing.T) {
 		{manager("m2"), conv, true},
 		{manager("m2"), "/notifications/v1", false},
 		{manager("m2"), "/**", false},
+		{manager("m2"), "/conversations/*", true},
+		{manager("m2"), "/conversations/**", true},
 		{manager("m2"), "/service/**", false},
 		{managerOf("P", "m1"), conv, false},
 		{service(), "/**", true},
