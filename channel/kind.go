@@ -7,14 +7,14 @@ type Kind int
 
 // The channel kinds of SPEC §3.
 const (
-	Other           Kind = iota // anything else, wildcard patterns included
-	ServiceAll                  // /service/*: every visitor service message of an organisation
-	Service                     // /service/V: conversation announcements for visitor V
-	Conversation                // /conversations/C: the messages of conversation C
-	ConversationSub             // /conversations/C/<sub>: receipts, typing, closing of C
-	Notifications               // /notifications/V: notifications for visitor V
-	Replies                     // /replies/<role>/<id>: answers to one identity's MQTT commands
-	ConversationsAll            // /conversations/* or /conversations/**: every conversation
+	Other            Kind = iota // anything else, wildcard patterns included
+	ServiceAll                   // /service/*: every visitor service message of an organisation
+	Service                      // /service/V: conversation announcements for visitor V
+	Conversation                 // /conversations/C: the messages of conversation C
+	ConversationSub              // /conversations/C/<sub>: receipts, typing, closing of C
+	Notifications                // /notifications/V: notifications for visitor V
+	Replies                      // /replies/<role>/<id>: answers to one identity's MQTT commands
+	ConversationsAll             // /conversations/* or /conversations/**: every conversation
 )
 
 // ServiceAllPattern is the channel on-duty managers subscribe to.

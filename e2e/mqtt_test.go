@@ -332,7 +332,7 @@ func TestMQTTOverTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t, dir)
 	e := start(t, func(c *config.Config) { c.MQTT.TLSCertFile, c.MQTT.TLSKeyFile = certFile, keyFile })
 	addr := strings.TrimPrefix(e.mqtt, "tcp://")
-	opts := pahov3.NewClientOptions().AddBroker("ssl://"+addr).SetClientID("tls-1").SetUsername("v1").SetPassword(token(t, auth.Visitor, "shop", "v1")).
+	opts := pahov3.NewClientOptions().AddBroker("ssl://" + addr).SetClientID("tls-1").SetUsername("v1").SetPassword(token(t, auth.Visitor, "shop", "v1")).
 		SetTLSConfig(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}).SetAutoReconnect(false)
 	c := pahov3.NewClient(opts)
 	if tk := c.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
