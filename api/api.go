@@ -17,6 +17,7 @@ import (
 	"github.com/convead/chat-server/channel"
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/origin"
+	"github.com/convead/chat-server/ratelimit"
 )
 
 // Config configures the REST door.
@@ -28,6 +29,8 @@ type Config struct {
 	Origins origin.Policy
 	// Ready lists the readiness checks of /readyz by name.
 	Ready map[string]func(context.Context) error
+	// OpensPerIP bounds conversation openings per client IP address (nil: no limit).
+	OpensPerIP *ratelimit.Limiter
 }
 
 // Verifier turns a bearer token into an identity.
@@ -207,6 +210,9 @@ func created(isNew bool) int {
 }
 
 func (h *handlers) openConversation(c *fiber.Ctx) error {
+	if !h.cfg.OpensPerIP.Allow(c.IP(), time.Now()) {
+		return &chat.Error{Kind: chat.KindRateLimited, Code: "rate_limited", Message: "too many conversation openings from this address, retry in a minute"}
+	}
 	r := h.read(c)
 	if r.err != nil {
 		return r.err
@@ -302,6 +308,7 @@ var kindStatus = map[chat.Kind]int{
 	chat.KindConflict:        fiber.StatusConflict,
 	chat.KindOffline:         fiber.StatusUnprocessableEntity,
 	chat.KindUnavailable:     fiber.StatusServiceUnavailable,
+	chat.KindRateLimited:     fiber.StatusTooManyRequests,
 }
 
 var statusCode = map[int]string{

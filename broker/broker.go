@@ -20,6 +20,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/ratelimit"
 )
 
 // Listener ids: the MQTT TCP (or TLS) listener, and the websocket connections the HTTP server
@@ -48,6 +49,10 @@ type Config struct {
 	DataDir string
 	// TLS, when set, serves MQTT over TLS on Addr.
 	TLS *tls.Config
+	// MaxConnsPerIP bounds open connections per client address (0: no limit).
+	MaxConnsPerIP int
+	// MaxSubscriptions bounds the subscriptions of one client.
+	MaxSubscriptions int
 }
 
 // Broker is the embedded MQTT broker.
@@ -85,7 +90,8 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 // Start opens the session store, listens on the configured address and serves. Hooks added
 // before Start run before the broker's own (drop accounting, session storage).
 func (b *Broker) Start() error {
-	for _, h := range []mqtt.Hook{&dropHook{b: b}, &resendOrder{clients: b.srv.Clients}} {
+	limits := &limitHook{conns: ratelimit.NewCounter(b.cfg.MaxConnsPerIP), maxSubs: b.cfg.MaxSubscriptions, sendConnack: b.srv.SendConnack}
+	for _, h := range []mqtt.Hook{&dropHook{b: b}, &resendOrder{clients: b.srv.Clients}, limits} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return fmt.Errorf("add broker hook %s: %w", h.ID(), err)
 		}

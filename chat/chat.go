@@ -17,6 +17,7 @@ import (
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/ratelimit"
 	"github.com/convead/chat-server/store"
 )
 
@@ -36,6 +37,10 @@ type Config struct {
 	MaxMessagesCount int
 	// ContentChars is the longest message content, in characters.
 	ContentChars int
+	// OpensPerMinutePerVisitor and PostsPerMinute bound how often a visitor's conversation is
+	// opened and how often one sender posts, whatever door they use; 0 is off.
+	OpensPerMinutePerVisitor int
+	PostsPerMinute           int
 }
 
 // DefaultOfflineMessage answers chat_offline for an organisation that set none.
@@ -59,13 +64,20 @@ type Service struct {
 	assign   map[string]*sync.Mutex
 
 	convs *convCache
+
+	opens, posts *ratelimit.Limiter
 }
 
 // New returns the chat service.
 func New(s store.Store, pub Publisher, p Presence, cfg Config, log *slog.Logger) *Service {
 	return &Service{store: s, pub: pub, presence: p, cfg: cfg, log: log,
 		now:    func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
-		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000)}
+		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000),
+		opens: ratelimit.New(cfg.OpensPerMinutePerVisitor), posts: ratelimit.New(cfg.PostsPerMinute)}
+}
+
+func rateLimited(what string) *Error {
+	return newErr(KindRateLimited, "rate_limited", "too many %s, retry in a minute", what)
 }
 
 // storeErr turns store errors into client errors; unexpected ones keep their text for the log.
@@ -136,6 +148,9 @@ func (s *Service) OpenConversation(ctx context.Context, id auth.Identity, visito
 	}
 	if id.Role == auth.Visitor && id.Subject != visitorID {
 		return c, false, Forbidden("a visitor can only open its own conversation")
+	}
+	if !s.opens.Allow(id.Org+"/"+visitorID, s.now()) {
+		return c, false, rateLimited("conversation openings for this visitor")
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		c, err = s.store.OpenConversation(ctx, id.Org, visitorID)
@@ -290,6 +305,9 @@ func (s *Service) PostMessage(ctx context.Context, id auth.Identity, convID, con
 	sender, err := senderOf(id, c)
 	if err != nil {
 		return store.Message{}, false, err
+	}
+	if !s.posts.Allow(id.Key(), s.now()) {
+		return store.Message{}, false, rateLimited("messages from this sender")
 	}
 	if !validClientMessageID(clientMessageID) {
 		return store.Message{}, false, Invalid("invalid_client_message_id", "client_message_id must be at most %d bytes of printable UTF-8", MaxClientMessageIDBytes)

@@ -575,3 +575,32 @@ func TestACL(t *testing.T) {
 		}
 	}
 }
+
+func TestRateLimits(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.svc = New(f.st, f.pub, f.duty, Config{MaxMessagesCount: 5, ContentChars: 20, OpensPerMinutePerVisitor: 3, PostsPerMinute: 5},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.duty.Join("O", "m1", "h")
+	for i := 0; i < 3; i++ {
+		if _, _, err := f.svc.OpenConversation(ctx, visitor("v1"), "v1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := f.svc.OpenConversation(ctx, visitor("v1"), "v1"); code(err) != "rate_limited" {
+		t.Fatalf("4th open in a minute: %v", err)
+	}
+	// Opening by a manager counts against the same visitor; another visitor is not affected.
+	if _, _, err := f.svc.OpenConversation(ctx, manager("m1"), "v1"); code(err) != "rate_limited" {
+		t.Fatalf("open by a manager: %v", err)
+	}
+	c := f.open(t, visitor("v2"), "v2")
+	for i := 0; i < 5; i++ {
+		f.post(t, visitor("v2"), c.ID, fmt.Sprint("m", i))
+	}
+	if _, _, err := f.svc.PostMessage(ctx, visitor("v2"), c.ID, "flood", ""); code(err) != "rate_limited" {
+		t.Fatalf("6th post in a minute: %v", err)
+	}
+	// The manager of the same conversation still gets through.
+	f.post(t, manager("m1"), c.ID, "still served")
+}

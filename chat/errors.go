@@ -19,6 +19,7 @@ const (
 	KindConflict                    // the state does not allow it
 	KindOffline                     // no manager on duty
 	KindUnavailable                 // a dependency is down: retry later
+	KindRateLimited                 // too many requests: retry later
 )
 
 // Error is an error meant for the client: a stable snake_case code and a readable message.

@@ -90,6 +90,13 @@ type Limits struct {
 	BayeuxBatch       int `yaml:"bayeux_batch"`
 	ChannelsPerClient int `yaml:"channels_per_client"`
 	QueuePerClient    int `yaml:"queue_per_client"`
+
+	SubscriptionsPerClient   int `yaml:"subscriptions_per_client"`
+	ConnectionsPerIP         int `yaml:"connections_per_ip"`
+	OpensPerMinutePerVisitor int `yaml:"opens_per_minute_per_visitor"`
+	OpensPerMinutePerIP      int `yaml:"opens_per_minute_per_ip"`
+	PostsPerMinute           int `yaml:"posts_per_minute"`
+	HandshakesPerMinutePerIP int `yaml:"handshakes_per_minute_per_ip"`
 }
 
 // Log configures log/slog output.
@@ -243,6 +250,14 @@ func (c *Config) Validate() error {
 	check(c.Limits.WSFrameBytes >= 1024, "limits.ws_frame_bytes", "must be at least 1024, got %d", c.Limits.WSFrameBytes)
 	check(c.Limits.BayeuxBatch > 0, "limits.bayeux_batch", "must be positive, got %d", c.Limits.BayeuxBatch)
 	check(c.Limits.ChannelsPerClient > 0, "limits.channels_per_client", "must be positive, got %d", c.Limits.ChannelsPerClient)
+	check(c.Limits.SubscriptionsPerClient > 0, "limits.subscriptions_per_client", "must be positive, got %d", c.Limits.SubscriptionsPerClient)
+	for key, v := range map[string]int{
+		"limits.connections_per_ip": c.Limits.ConnectionsPerIP, "limits.opens_per_minute_per_visitor": c.Limits.OpensPerMinutePerVisitor,
+		"limits.opens_per_minute_per_ip": c.Limits.OpensPerMinutePerIP, "limits.posts_per_minute": c.Limits.PostsPerMinute,
+		"limits.handshakes_per_minute_per_ip": c.Limits.HandshakesPerMinutePerIP,
+	} {
+		check(v >= 0, key, "must be 0 (off) or more, got %d", v)
+	}
 	check(c.Limits.QueuePerClient > 0, "limits.queue_per_client", "must be positive, got %d", c.Limits.QueuePerClient)
 	check(c.ShutdownTimeout > 0, "shutdown_timeout", "must be positive")
 	switch c.Log.Level {

@@ -19,6 +19,7 @@ import (
 	"github.com/convead/chat-server/channel"
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/faye/bayeux"
+	"github.com/convead/chat-server/ratelimit"
 )
 
 // Config configures the Bayeux engine.
@@ -34,6 +35,8 @@ type Config struct {
 	MaxBatch, MaxChannels, MaxQueue int
 	// AnonymousOrg lets clients without a token act as visitors of this organisation.
 	AnonymousOrg string
+	// HandshakesPerIP bounds handshakes per client IP address (nil: no limit).
+	HandshakesPerIP *ratelimit.Limiter
 }
 
 // ACL decides subscribes and publishes (the chat domain does).
@@ -242,14 +245,14 @@ type Connect struct {
 // Process handles one batch from a transport. It returns the replies to send now and, when the
 // batch holds a valid /meta/connect, the connect to answer once held. Replies to connects come
 // last, as Faye sends them.
-func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport string) ([]bayeux.Reply, *Connect) {
+func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport, remoteIP string) ([]bayeux.Reply, *Connect) {
 	replies := make([]bayeux.Reply, 0, len(msgs))
 	var connect *Connect
 	var connectReplies []bayeux.Reply
 	for _, m := range msgs {
 		switch m.Channel {
 		case bayeux.Handshake:
-			replies = append(replies, e.handshake(m))
+			replies = append(replies, e.handshake(m, remoteIP))
 		case bayeux.Connect:
 			r, c := e.connect(m, transport)
 			if c != nil {
@@ -278,7 +281,7 @@ func (e *Engine) advice() *bayeux.Advice {
 	return &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &timeout}
 }
 
-func (e *Engine) handshake(m bayeux.Message) bayeux.Reply {
+func (e *Engine) handshake(m bayeux.Message, remoteIP string) bayeux.Reply {
 	r := bayeux.ReplyTo(m)
 	r.ClientID = ""
 	r.Version = bayeux.Version
@@ -300,6 +303,12 @@ func (e *Engine) handshake(m bayeux.Message) bayeux.Reply {
 	}
 	if !supported {
 		return fail(bayeux.ConntypeMismatch(joinParams(m.ConnectionTypes)), "handshake")
+	}
+	if !e.cfg.HandshakesPerIP.Allow(remoteIP, e.now()) {
+		r = r.Fail(bayeux.Error{Code: 429, Message: "Too many handshakes from this address"})
+		interval := time.Minute.Milliseconds() / 10
+		r.Advice = &bayeux.Advice{Reconnect: "handshake", Interval: &interval}
+		return r
 	}
 	var id auth.Identity
 	hasIdentity := false

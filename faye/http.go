@@ -159,7 +159,7 @@ func (h *handler) servePost(c *fiber.Ctx) error {
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	out := h.process(c.Context(), msgs, bayeux.LongPolling)
+	out := h.process(c.Context(), msgs, bayeux.LongPolling, c.IP())
 	setJSONHeaders(c)
 	return c.Send(out)
 }
@@ -190,7 +190,7 @@ func (h *handler) serveJSONP(c *fiber.Ctx) error {
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	out := h.process(c.Context(), msgs, bayeux.CallbackPolling)
+	out := h.process(c.Context(), msgs, bayeux.CallbackPolling, c.IP())
 	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
@@ -206,8 +206,8 @@ func setJSONHeaders(c *fiber.Ctx) {
 }
 
 // process runs a batch and, for a connect, holds the request until there is something to say.
-func (h *handler) process(ctx context.Context, msgs []bayeux.Message, transport string) []byte {
-	replies, connect := h.e.Process(ctx, msgs, transport)
+func (h *handler) process(ctx context.Context, msgs []bayeux.Message, transport, remoteIP string) []byte {
+	replies, connect := h.e.Process(ctx, msgs, transport, remoteIP)
 	if connect == nil {
 		return bayeux.EncodeBatch(replies, nil)
 	}

@@ -58,7 +58,7 @@ func (h *handler) serveWebSocket(conn *websocket.Conn) {
 		if err != nil {
 			continue // Faye ignores frames that are not a JSON batch
 		}
-		replies, connect := h.e.Process(ctx, msgs, bayeux.WebSocket)
+		replies, connect := h.e.Process(ctx, msgs, bayeux.WebSocket, conn.IP())
 		if connect != nil {
 			w.bind(connect)
 		}

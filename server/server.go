@@ -26,6 +26,7 @@ import (
 	"github.com/convead/chat-server/plugins/duty"
 	"github.com/convead/chat-server/plugins/mqttauth"
 	"github.com/convead/chat-server/presence"
+	"github.com/convead/chat-server/ratelimit"
 	"github.com/convead/chat-server/store"
 	"github.com/convead/chat-server/store/bolt"
 	"github.com/convead/chat-server/store/mongo"
@@ -62,9 +63,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
-	b := broker.New(broker.Config{Addr: cfg.MQTT.Addr, QueuePerClient: cfg.MQTT.QueuePerClient, DataDir: cfg.DataDir, TLS: tlsConfig}, log)
-	svc := chat.New(st, b, duties, chat.Config{MaxMessagesCount: cfg.API.MaxMessagesCount, ContentChars: cfg.Limits.ContentChars},
-		log.With("component", "chat"))
+	b := broker.New(broker.Config{
+		Addr:             cfg.MQTT.Addr,
+		QueuePerClient:   cfg.MQTT.QueuePerClient,
+		DataDir:          cfg.DataDir,
+		TLS:              tlsConfig,
+		MaxConnsPerIP:    cfg.Limits.ConnectionsPerIP,
+		MaxSubscriptions: cfg.Limits.SubscriptionsPerClient,
+	}, log)
+	svc := chat.New(st, b, duties, chat.Config{
+		MaxMessagesCount:         cfg.API.MaxMessagesCount,
+		ContentChars:             cfg.Limits.ContentChars,
+		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
+		PostsPerMinute:           cfg.Limits.PostsPerMinute,
+	}, log.With("component", "chat"))
 	verifier := auth.NewVerifier(secret, cfg.Auth.Leeway)
 	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, log.With("component", "mqtt-auth"))
 	hooks := []mqtt.Hook{authHook, duty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
@@ -90,17 +102,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		ErrorHandler:            api.ErrorHandler(log.With("component", "api")),
 	})
 	app.Server().HeaderReceived = faye.RequestConfig
+	app.Server().MaxConnsPerIP = cfg.Limits.ConnectionsPerIP
 	app.Use(recover.New())
 	origins := origin.NewPolicy(cfg.HTTP.AllowedOrigins)
 
 	engine := faye.New(faye.Config{
-		Timeout:      cfg.Faye.Timeout,
-		IdleTimeout:  cfg.Faye.IdleTimeout,
-		Ping:         cfg.Faye.Ping,
-		MaxBatch:     cfg.Limits.BayeuxBatch,
-		MaxChannels:  cfg.Limits.ChannelsPerClient,
-		MaxQueue:     cfg.Limits.QueuePerClient,
-		AnonymousOrg: cfg.Auth.AnonymousOrg,
+		Timeout:         cfg.Faye.Timeout,
+		IdleTimeout:     cfg.Faye.IdleTimeout,
+		Ping:            cfg.Faye.Ping,
+		MaxBatch:        cfg.Limits.BayeuxBatch,
+		MaxChannels:     cfg.Limits.ChannelsPerClient,
+		MaxQueue:        cfg.Limits.QueuePerClient,
+		AnonymousOrg:    cfg.Auth.AnonymousOrg,
+		HandshakesPerIP: ratelimit.New(cfg.Limits.HandshakesPerMinutePerIP),
 	}, svc, verifier, duties, b, log.With("component", "faye"))
 	if err := b.OnPublish(engine.Deliver); err != nil {
 		_ = st.Close(ctx)
@@ -117,6 +131,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	api.Register(app, svc, verifier, api.Config{
 		AnonymousOrg: cfg.Auth.AnonymousOrg,
 		Origins:      origins,
+		OpensPerIP:   ratelimit.New(cfg.Limits.OpensPerMinutePerIP),
 		Ready: map[string]func(context.Context) error{
 			"store":  svc.Ready,
 			"broker": func(context.Context) error { return b.Ready() },
