@@ -62,21 +62,50 @@ type claims struct {
 	jwt.RegisteredClaims
 }
 
-// Verifier checks HS256 tokens signed with one shared secret.
+// Config says which tokens a Verifier accepts.
+type Config struct {
+	// Secret is the current HS256 key: it signs new tokens and checks tokens without a kid.
+	Secret []byte
+	// KeyID is the current key's id (the "kid" header); optional.
+	KeyID string
+	// Previous keys, by id, still accepted for tokens that name them in "kid": a rotation
+	// keeps the old key here until the tokens it signed have expired.
+	Previous map[string][]byte
+	// Leeway is the clock skew tolerated on exp and nbf.
+	Leeway time.Duration
+	// Audience and Issuer, when set, must be the token's aud and iss (and go into new tokens).
+	Audience, Issuer string
+}
+
+// Verifier checks HS256 tokens.
 type Verifier struct {
-	secret []byte
-	leeway time.Duration
+	cfg    Config
 	parser *jwt.Parser
 }
 
-// NewVerifier returns a verifier for secret, tolerating leeway of clock skew on exp and nbf.
-func NewVerifier(secret []byte, leeway time.Duration) *Verifier {
-	return &Verifier{
-		secret: secret,
-		leeway: leeway,
-		// The algorithm is pinned: "none" and asymmetric algorithms never reach the key function.
-		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway)),
+// NewVerifier returns a verifier for cfg.
+func NewVerifier(cfg Config) *Verifier {
+	// The algorithm is pinned: "none" and asymmetric algorithms never reach the key function.
+	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(cfg.Leeway)}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...)}
+}
+
+// key picks the key a token names in its kid header.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	switch {
+	case kid == "" || kid == v.cfg.KeyID:
+		return v.cfg.Secret, nil
+	case v.cfg.Previous[kid] != nil:
+		return v.cfg.Previous[kid], nil
+	}
+	return nil, errors.New("unknown key id")
 }
 
 // Verify returns the identity a valid token carries. Errors wrap ErrInvalidToken and never
@@ -93,7 +122,7 @@ func (v *Verifier) VerifyExpiry(token string) (Identity, time.Time, error) {
 		return Identity{}, time.Time{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
 	var c claims
-	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return v.secret, nil })
+	_, err := v.parser.ParseWithClaims(token, &c, v.key)
 	if err != nil {
 		return Identity{}, time.Time{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
@@ -101,7 +130,12 @@ func (v *Verifier) VerifyExpiry(token string) (Identity, time.Time, error) {
 	if err := id.validate(); err != nil {
 		return Identity{}, time.Time{}, err
 	}
-	return id, c.ExpiresAt.Time.Add(v.leeway), nil
+	return id, c.ExpiresAt.Time.Add(v.cfg.Leeway), nil
+}
+
+// Issue signs a token for id with the current key, its id, audience and issuer.
+func (v *Verifier) Issue(id Identity, ttl time.Duration, now time.Time) (string, error) {
+	return issue(v.cfg.Secret, v.cfg.KeyID, v.cfg.Audience, v.cfg.Issuer, id, ttl, now)
 }
 
 func (id Identity) validate() error {
@@ -116,9 +150,12 @@ func (id Identity) validate() error {
 	return nil
 }
 
-// Issue signs a token for id that expires after ttl. It is what `chat-server token` prints, and
-// what tests and integrations use.
+// Issue signs a token for id that expires after ttl with a bare secret (no kid, aud or iss).
 func Issue(secret []byte, id Identity, ttl time.Duration, now time.Time) (string, error) {
+	return issue(secret, "", "", "", id, ttl, now)
+}
+
+func issue(secret []byte, kid, aud, iss string, id Identity, ttl time.Duration, now time.Time) (string, error) {
 	if err := id.validate(); err != nil {
 		return "", err
 	}
@@ -127,8 +164,16 @@ func Issue(secret []byte, id Identity, ttl time.Duration, now time.Time) (string
 	}
 	c := claims{Role: id.Role, Org: id.Org, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   id.Subject,
+		Issuer:    iss,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	if aud != "" {
+		c.Audience = jwt.ClaimStrings{aud}
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	if kid != "" {
+		t.Header["kid"] = kid
+	}
+	return t.SignedString(secret)
 }

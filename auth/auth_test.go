@@ -24,7 +24,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, c jwt.MapClaims) stri
 }
 
 func TestVerify(t *testing.T) {
-	v := NewVerifier(secret, 30*time.Second)
+	v := NewVerifier(Config{Secret: secret, Leeway: 30 * time.Second})
 	now := time.Now()
 	good := jwt.MapClaims{"sub": "v1", "role": "visitor", "org": "O", "exp": now.Add(time.Hour).Unix()}
 	with := func(k string, val any) jwt.MapClaims {
@@ -90,7 +90,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestIssueRoundTrip(t *testing.T) {
-	v := NewVerifier(secret, 0)
+	v := NewVerifier(Config{Secret: secret})
 	for _, id := range []Identity{{"v1", Visitor, "O"}, {"m-1", Manager, "org_2"}, {"backoffice", Service, "O"}} {
 		tok, err := Issue(secret, id, time.Hour, time.Now())
 		if err != nil {
@@ -114,7 +114,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(tok)
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c")
-	v := NewVerifier(secret, 0)
+	v := NewVerifier(Config{Secret: secret})
 	f.Fuzz(func(t *testing.T, s string) {
 		id, err := v.Verify(s)
 		if err == nil && (id.validate() != nil) {
@@ -138,8 +138,45 @@ func TestKey(t *testing.T) {
 func TestVerifyExpiry(t *testing.T) {
 	now := time.Now()
 	tok, _ := Issue(secret, Identity{"v1", Visitor, "O"}, time.Hour, now)
-	_, exp, err := NewVerifier(secret, 30*time.Second).VerifyExpiry(tok)
+	_, exp, err := NewVerifier(Config{Secret: secret, Leeway: 30 * time.Second}).VerifyExpiry(tok)
 	if err != nil || exp.Unix() != now.Add(time.Hour+30*time.Second).Unix() {
 		t.Fatalf("VerifyExpiry = %v, %v; want exp plus leeway", exp, err)
+	}
+}
+
+func TestKeyRotationAudienceIssuer(t *testing.T) {
+	old := []byte("old-secret-old-secret-old-secret-0")
+	cfg := Config{Secret: secret, KeyID: "k2", Previous: map[string][]byte{"k1": old}, Audience: "chat", Issuer: "shop-backend"}
+	v := NewVerifier(cfg)
+	id := Identity{"v1", Visitor, "O"}
+	now := time.Now()
+	current, err := v.Issue(id, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	previous, _ := NewVerifier(Config{Secret: old, KeyID: "k1", Audience: "chat", Issuer: "shop-backend"}).Issue(id, time.Hour, now)
+	unknownKid, _ := NewVerifier(Config{Secret: old, KeyID: "k0", Audience: "chat", Issuer: "shop-backend"}).Issue(id, time.Hour, now)
+	oldNoKid, _ := NewVerifier(Config{Secret: old, Audience: "chat", Issuer: "shop-backend"}).Issue(id, time.Hour, now)
+	wrongAud, _ := NewVerifier(Config{Secret: secret, KeyID: "k2", Audience: "other", Issuer: "shop-backend"}).Issue(id, time.Hour, now)
+	noIss, _ := NewVerifier(Config{Secret: secret, KeyID: "k2", Audience: "chat"}).Issue(id, time.Hour, now)
+	// A previous key's id with the current secret: the kid picks the key, so the signature fails.
+	swapped, _ := NewVerifier(Config{Secret: secret, KeyID: "k1", Audience: "chat", Issuer: "shop-backend"}).Issue(id, time.Hour, now)
+	cases := []struct {
+		name, token string
+		ok          bool
+	}{
+		{"current key", current, true},
+		{"previous key by kid", previous, true},
+		{"unknown kid", unknownKid, false},
+		{"old secret without kid", oldNoKid, false},
+		{"wrong audience", wrongAud, false},
+		{"no issuer", noIss, false},
+		{"kid of another key", swapped, false},
+	}
+	for _, tc := range cases {
+		got, err := v.Verify(tc.token)
+		if (err == nil) != tc.ok || (tc.ok && got != id) {
+			t.Errorf("%s: %v, %v; want ok=%v", tc.name, got, err, tc.ok)
+		}
 	}
 }

@@ -72,9 +72,26 @@ type Mongo struct {
 
 // Auth configures token verification.
 type Auth struct {
-	JWTSecret    string        `yaml:"jwt_secret"`
-	Leeway       time.Duration `yaml:"leeway"`
-	AnonymousOrg string        `yaml:"anonymous_org"`
+	JWTSecret       string        `yaml:"jwt_secret"`
+	JWTKeyID        string        `yaml:"jwt_kid"`
+	JWTPreviousKeys []string      `yaml:"jwt_previous_keys"`
+	Audience        string        `yaml:"audience"`
+	Issuer          string        `yaml:"issuer"`
+	Leeway          time.Duration `yaml:"leeway"`
+	AnonymousOrg    string        `yaml:"anonymous_org"`
+}
+
+// PreviousKeys parses auth.jwt_previous_keys ("kid:secret" entries).
+func (a Auth) PreviousKeys() (map[string][]byte, error) {
+	keys := map[string][]byte{}
+	for _, entry := range a.JWTPreviousKeys {
+		kid, secret, ok := strings.Cut(entry, ":")
+		if !ok || kid == "" || len(secret) < 32 {
+			return nil, fmt.Errorf("auth.jwt_previous_keys (%s): each entry is kid:secret with a secret of at least 32 characters", EnvName("auth.jwt_previous_keys"))
+		}
+		keys[kid] = []byte(secret)
+	}
+	return keys, nil
 }
 
 // API configures the REST API.
@@ -239,6 +256,9 @@ func (c *Config) Validate() error {
 	check(c.Mongo.URI == "" || c.Mongo.Database != "", "mongo.database", "must be set with mongo.uri")
 	check(c.Mongo.Timeout > 0, "mongo.timeout", "must be positive")
 	check(c.Auth.JWTSecret == "" || len(c.Auth.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 characters (or empty to generate one)")
+	_, keysErr := c.Auth.PreviousKeys()
+	check(keysErr == nil, "auth.jwt_previous_keys", "each entry is kid:secret with a secret of at least 32 characters")
+	check(len(c.Auth.JWTPreviousKeys) == 0 || c.Auth.JWTKeyID != "", "auth.jwt_kid", "must be set when auth.jwt_previous_keys is: tokens name their key by kid")
 	check(c.Auth.Leeway >= 0 && c.Auth.Leeway <= 5*time.Minute, "auth.leeway", "must be between 0 and 5m, got %s", c.Auth.Leeway)
 	check(c.API.MaxMessagesCount > 0, "api.max_messages_count", "must be positive, got %d", c.API.MaxMessagesCount)
 	check(c.Limits.ContentChars > 0, "limits.content_chars", "must be positive, got %d", c.Limits.ContentChars)

@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,5 +181,60 @@ func TestCORS(t *testing.T) {
 	}
 	if r = e.call(http.MethodOptions, "/chat/service/v1", "", nil, "Origin", "https://evil.example", "Access-Control-Request-Method", "POST"); r.status != http.StatusForbidden {
 		t.Fatalf("preflight from a foreign origin: %d", r.status)
+	}
+}
+
+// syncBuffer is a log sink the server writes to from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestTokensNeverLogged drives every door with good, forged and expired tokens while the
+// server logs at debug level (the broker's own logs included), then searches the log for
+// any of them.
+func TestTokensNeverLogged(t *testing.T) {
+	var logs syncBuffer
+	e := startLogged(t, testConfig(t), slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	good := token(t, auth.Manager, "shop", "m1")
+	expired := token(t, auth.Manager, "shop", "m1", -2*time.Hour)
+	forged, _ := auth.Issue([]byte("another-secret-another-secret-xx"), auth.Identity{Subject: "v1", Role: auth.Visitor, Org: "shop"}, time.Hour, time.Now())
+	tokens := map[string]string{"good": good, "expired": expired, "forged": forged}
+
+	m := e.mustConnect(good, "m1")
+	m.mustSubscribe("orgs/shop/service/+")
+	m.subscribe("orgs/other/#")
+	for _, tok := range []string{expired, forged} {
+		_, _ = e.connect(tok, "bad")
+		e.post("/chat/service/v1", tok, nil)
+		e.bayeux(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"token":"` + tok + `"}}]`)
+	}
+	want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated)
+	cid := e.handshake(good)
+	e.bayeux(`[{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/**","ext":{"token":"` + forged + `"}}]`)
+	e.bayeux(`[{"channel":"/conversations/x","clientId":"` + cid + `","data":1,"ext":{"token":"` + good + `"}}]`)
+	e.stop()
+
+	out := logs.String()
+	if len(out) < 1000 {
+		t.Fatalf("too little was logged to prove anything: %q", out)
+	}
+	for name, tok := range tokens {
+		sig := tok[strings.LastIndexByte(tok, '.')+1:]
+		if strings.Contains(out, tok) || strings.Contains(out, sig) {
+			t.Errorf("the %s token appears in the logs", name)
+		}
 	}
 }

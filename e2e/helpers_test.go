@@ -58,6 +58,13 @@ func (e *env) restart() *env {
 // start runs a node with test settings; opts may change the configuration.
 func start(t testing.TB, opts ...func(*config.Config)) *env {
 	t.Helper()
+	return startConfig(t, testConfig(t, opts...))
+}
+
+// testConfig is the default configuration on loopback ports, a temporary data folder and the
+// test secret, changed by opts.
+func testConfig(t testing.TB, opts ...func(*config.Config)) *config.Config {
+	t.Helper()
 	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -68,12 +75,16 @@ func start(t testing.TB, opts ...func(*config.Config)) *env {
 	for _, o := range opts {
 		o(cfg)
 	}
-	return startConfig(t, cfg)
+	return cfg
 }
 
 func startConfig(t testing.TB, cfg *config.Config) *env {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return startLogged(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func startLogged(t testing.TB, cfg *config.Config, log *slog.Logger) *env {
+	t.Helper()
 	srv, err := server.New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)

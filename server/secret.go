@@ -10,8 +10,19 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/config"
 )
+
+// Verifier builds the token verifier (and issuer) of cfg with the current secret.
+func Verifier(cfg *config.Config, secret []byte) (*auth.Verifier, error) {
+	previous, err := cfg.Auth.PreviousKeys()
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewVerifier(auth.Config{Secret: secret, KeyID: cfg.Auth.JWTKeyID, Previous: previous,
+		Leeway: cfg.Auth.Leeway, Audience: cfg.Auth.Audience, Issuer: cfg.Auth.Issuer}), nil
+}
 
 // SecretFile holds the generated JWT secret inside the data folder.
 const SecretFile = "jwt-secret"

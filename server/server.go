@@ -15,7 +15,6 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/convead/chat-server/api"
-	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/broker"
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/config"
@@ -77,7 +76,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
 		PostsPerMinute:           cfg.Limits.PostsPerMinute,
 	}, log.With("component", "chat"))
-	verifier := auth.NewVerifier(secret, cfg.Auth.Leeway)
+	verifier, err := Verifier(cfg, secret)
+	if err != nil {
+		_ = st.Close(ctx)
+		return nil, err
+	}
 	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, log.With("component", "mqtt-auth"))
 	hooks := []mqtt.Hook{authHook, duty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
 	for _, h := range hooks {

@@ -153,7 +153,11 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := auth.Issue(secret, auth.Identity{Subject: *sub, Role: auth.Role(*role), Org: *org}, *ttl, time.Now())
+	v, err := server.Verifier(cfg, secret)
+	if err != nil {
+		return err
+	}
+	tok, err := v.Issue(auth.Identity{Subject: *sub, Role: auth.Role(*role), Org: *org}, *ttl, time.Now())
 	if err != nil {
 		return fmt.Errorf("%w (see chat-server token -h)", err)
 	}
