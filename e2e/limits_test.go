@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fasthttp/websocket"
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/config"
@@ -148,5 +149,90 @@ func TestHTTPConnectionsPerIP(t *testing.T) {
 	conns = append(conns, c)
 	if line := get(c); !strings.Contains(line, "429") {
 		t.Fatalf("a 4th connection from one address: %q", line)
+	}
+}
+
+// TestFayeLimits: batch length, frame size, channels per client and the per-client queue.
+func TestFayeLimits(t *testing.T) {
+	e := fayeEnv(t, func(c *config.Config) {
+		c.Limits.BayeuxBatch = 5
+		c.Limits.WSFrameBytes = 2048
+		c.Limits.ChannelsPerClient = 3
+		c.Limits.QueuePerClient = 4
+	})
+	sTok := token(t, auth.Service, "shop", "s")
+	if status, _, _ := e.bayeux("[" + strings.Repeat(`{"channel":"/a","data":1},`, 5) + `{"channel":"/a","data":1}]`); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a batch of 6 with a limit of 5: %d", status)
+	}
+	cid := e.handshake(sTok)
+	_, r, _ := e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":["/a","/b","/c","/d"]}`)
+	if r[0]["error"] != "429:/a:Too many subscriptions" {
+		t.Errorf("4 channels with a limit of 3: %v", r)
+	}
+	_, r, _ = e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":["/a","/b","/c"]}`)
+	if r[0]["successful"] != true {
+		t.Fatalf("3 channels: %v", r)
+	}
+	// Published while the client has no connect open: only the queue's worth waits.
+	for i := 0; i < 6; i++ {
+		e.bayeux(`{"channel":"/a","data":` + fmt.Sprint(i) + `,"ext":{"token":"` + sTok + `"}}`)
+	}
+	_, r, _ = e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling"}]`)
+	if len(r) != 1+4 || r[1]["data"] != float64(0) || r[4]["data"] != float64(3) {
+		t.Errorf("connect after 6 publishes with a queue of 4: %v", r)
+	}
+	// A websocket frame over the limit closes the socket.
+	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/a","data":"`+strings.Repeat("x", 4096)+`"}]`))
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) && !strings.Contains(fmt.Sprint(err), "close") {
+		t.Errorf("oversized frame: %v, want the socket closed", err)
+	}
+}
+
+// TestSlowAndHalfOpenConnections: a request that trickles in, and a websocket that goes
+// silent, are cut by timeouts instead of holding resources.
+func TestSlowAndHalfOpenConnections(t *testing.T) {
+	e := fayeEnv(t, func(c *config.Config) { c.HTTP.ReadTimeout = time.Second })
+	addr := strings.TrimPrefix(e.base, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	fmt.Fprintf(c, "POST /chat/service/v1 HTTP/1.1\r\nHost: %s\r\n", addr) // and never the rest
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			break
+		}
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("a slow request held its connection %s (read timeout 1s)", took)
+	}
+
+	// Faye timings here: timeout 2s, ping 0.5s, so a websocket silent for 3.5s is cut; this
+	// client answers no pings (it never reads) and sends nothing.
+	ws, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	fmt.Fprintf(ws, "GET /faye HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	start = time.Now()
+	for {
+		if _, err := ws.Read(buf); err != nil {
+			break
+		}
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("a silent websocket was held %s", took)
 	}
 }
