@@ -76,6 +76,15 @@ func TestBinary(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	e := &env{t: t, base: "http://" + addrs["http"]}
+	// The probes say how the node is, and nothing about anyone.
+	for path, body := range map[string]string{
+		"/healthz": `{"status":"ok"}`,
+		"/readyz":  `{"checks":{"broker":"ok","store":"ok"},"status":"ready"}`,
+	} {
+		if r := e.call(http.MethodGet, path, "", nil); r.status != 200 || r.raw != body {
+			t.Errorf("GET %s: %d %s, want %s", path, r.status, r.raw, body)
+		}
+	}
 	svc, mgr, vis := tok("service", "shop1", "backoffice"), tok("manager", "shop1", "anna"), tok("visitor", "shop1", "visitor42")
 
 	want(t, e.call(http.MethodPut, "/admin/orgs/shop1", svc, map[string]any{"name": "My shop", "chat_offline_message": "We are offline"}), http.StatusOK)
