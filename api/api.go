@@ -25,8 +25,8 @@ type Config struct {
 	// AnonymousOrg, when set, lets requests without a token act as the visitor named by their
 	// `sender` in this organisation (the compatibility switch of SPEC §6).
 	AnonymousOrg string
-	// Origins governs cross-origin browser requests.
-	Origins origin.Policy
+	// Origins governs cross-origin browser requests, server-wide and per organisation.
+	Origins *origin.Registry
 	// Ready lists the readiness checks of /readyz by name.
 	Ready map[string]func(context.Context) error
 	// OpensPerIP bounds conversation openings per client IP address (nil: no limit).
@@ -143,7 +143,7 @@ func (h *handlers) request(c *fiber.Ctx) (Params, auth.Identity, error) {
 		if hasSender && (sender.Type != string(id.Role) || sender.ID != id.Subject) {
 			return nil, id, &chat.Error{Kind: chat.KindForbidden, Code: "sender_mismatch", Message: "sender does not match the token"}
 		}
-		return p, id, nil
+		return p, id, h.originFor(c, id.Org)
 	case h.cfg.AnonymousOrg == "":
 		return nil, id, chat.Unauthenticated("a bearer token is required")
 	case !hasSender || sender.Type != string(auth.Visitor):
@@ -151,7 +151,17 @@ func (h *handlers) request(c *fiber.Ctx) (Params, auth.Identity, error) {
 	case !channel.ValidID(sender.ID):
 		return nil, id, chat.Invalid("invalid_sender", "sender.id must be 1-64 characters of [A-Za-z0-9_-]")
 	}
-	return p, auth.Identity{Subject: sender.ID, Role: auth.Visitor, Org: h.cfg.AnonymousOrg}, nil
+	return p, auth.Identity{Subject: sender.ID, Role: auth.Visitor, Org: h.cfg.AnonymousOrg}, h.originFor(c, h.cfg.AnonymousOrg)
+}
+
+// originFor checks a browser request against the origins of the caller's organisation, now
+// that it is known (the cors middleware could only check the union of all of them).
+func (h *handlers) originFor(c *fiber.Ctx, org string) error {
+	o, host := c.Get(fiber.HeaderOrigin), string(c.Request().Host())
+	if origin.CrossOrigin(o, host) && !h.cfg.Origins.AllowedFor(org, o, host) {
+		return &chat.Error{Kind: chat.KindForbidden, Code: "origin_not_allowed", Message: "this origin is not allowed for this organisation"}
+	}
+	return nil
 }
 
 // reader reads a request's parameters, keeping the first error so handlers check once.
@@ -275,10 +285,17 @@ func (h *handlers) notify(c *fiber.Ctx) error {
 func (h *handlers) putOrg(c *fiber.Ctx) error {
 	r := h.read(c)
 	name, offline := r.str("name"), r.str("chat_offline_message")
+	var origins []string
+	if r.err == nil {
+		origins, r.err = r.p.Strings("allowed_origins")
+	}
 	if r.err != nil {
 		return r.err
 	}
-	o, err := h.svc.PutOrg(c.UserContext(), r.id, c.Params("org_id"), name, offline)
+	o, err := h.svc.PutOrg(c.UserContext(), r.id, c.Params("org_id"), name, offline, origins)
+	if err == nil {
+		h.cfg.Origins.SetOrg(o.ID, o.AllowedOrigins)
+	}
 	return reply(c, fiber.StatusOK, "org", o, err)
 }
 

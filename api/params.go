@@ -170,6 +170,32 @@ func (p Params) Int(key string) (int, error) {
 	return n, nil
 }
 
+// Strings returns a list parameter: a JSON array of strings, or (from a form) one
+// comma-separated string. Absent is nil.
+func (p Params) Strings(key string) ([]string, error) {
+	raw, ok := p[key]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	var list []string
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, chat.Invalid("invalid_"+key, "%s must be a list of strings", key)
+		}
+		return list, nil
+	}
+	s, err := scalar(key, raw)
+	if err != nil {
+		return nil, err
+	}
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			list = append(list, item)
+		}
+	}
+	return list, nil
+}
+
 // Object returns a JSON object parameter, or nil when absent.
 func (p Params) Object(key string) (json.RawMessage, error) {
 	raw, ok := p[key]

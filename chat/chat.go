@@ -17,6 +17,7 @@ import (
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/origin"
 	"github.com/convead/chat-server/ratelimit"
 	"github.com/convead/chat-server/store"
 )
@@ -479,10 +480,21 @@ func (s *Service) requireAdmin(id auth.Identity, org string) error {
 	return nil
 }
 
-// PutOrg sets an organisation's name and offline message.
-func (s *Service) PutOrg(ctx context.Context, id auth.Identity, org, name, offlineMessage string) (store.Org, error) {
+// MaxOrgOrigins bounds an organisation's allowed origins.
+const MaxOrgOrigins = 100
+
+// PutOrg sets an organisation's name, offline message and allowed browser origins.
+func (s *Service) PutOrg(ctx context.Context, id auth.Identity, org, name, offlineMessage string, origins []string) (store.Org, error) {
 	if err := s.requireAdmin(id, org); err != nil {
 		return store.Org{}, err
+	}
+	if len(origins) > MaxOrgOrigins {
+		return store.Org{}, Invalid("invalid_allowed_origins", "at most %d allowed origins", MaxOrgOrigins)
+	}
+	for _, o := range origins {
+		if !origin.Valid(o) {
+			return store.Org{}, Invalid("invalid_allowed_origins", "%q is not an origin such as https://shop.example", clipString(o))
+		}
 	}
 	for field, v := range map[string]string{"name": name, "chat_offline_message": offlineMessage} {
 		if !utf8.ValidString(v) || utf8.RuneCountInString(v) > s.cfg.ContentChars {
@@ -490,8 +502,15 @@ func (s *Service) PutOrg(ctx context.Context, id auth.Identity, org, name, offli
 		}
 	}
 	now := s.now()
-	o, err := s.store.PutOrg(ctx, store.Org{ID: org, Name: name, ChatOfflineMessage: offlineMessage, CreatedAt: now, UpdatedAt: now})
+	o, err := s.store.PutOrg(ctx, store.Org{ID: org, Name: name, ChatOfflineMessage: offlineMessage, AllowedOrigins: origins, CreatedAt: now, UpdatedAt: now})
 	return o, storeErr(err, nil)
+}
+
+func clipString(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 // PutManager registers a manager with a name and a capacity (0 = unlimited).

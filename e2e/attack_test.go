@@ -238,3 +238,44 @@ func TestTokensNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginsPerOrganisation: an organisation's own sites may call the server for it, and
+// only for it; the list survives a restart.
+func TestOriginsPerOrganisation(t *testing.T) {
+	e := fayeEnv(t)
+	admin := token(t, auth.Service, "A", "admin")
+	want(t, e.call(http.MethodPut, "/admin/orgs/A", admin, map[string]any{"name": "A", "allowed_origins": []string{"https://shop-a.example"}}), http.StatusOK)
+	if r := e.call(http.MethodPut, "/admin/orgs/A", admin, map[string]any{"allowed_origins": []string{"javascript:alert(1)"}}); r.errCode() != "invalid_allowed_origins" {
+		t.Fatalf("a bad origin: %s", r.raw)
+	}
+	check := func(e *env) {
+		t.Helper()
+		shopA := []string{"Origin", "https://shop-a.example"}
+		// Before the organisation is known, any organisation's origin passes the preflight.
+		if r := e.call(http.MethodOptions, "/chat/service/v1", "", nil, "Origin", "https://shop-a.example", "Access-Control-Request-Method", "POST"); r.status != http.StatusNoContent {
+			t.Errorf("preflight from A's site: %d", r.status)
+		}
+		if r := e.call(http.MethodOptions, "/chat/service/v1", "", nil, "Origin", "https://evil.example", "Access-Control-Request-Method", "POST"); r.status != http.StatusForbidden {
+			t.Errorf("preflight from an unknown site: %d", r.status)
+		}
+		// Once it is: A's visitor from A's site yes; B's visitor from A's site no.
+		if r := e.call(http.MethodPost, "/chat/notifications/v1", admin, map[string]any{"notification": map[string]any{}}, shopA...); r.status != http.StatusCreated {
+			t.Errorf("A from A's site: %d %s", r.status, r.raw)
+		}
+		if r := e.call(http.MethodPost, "/chat/notifications/v1", token(t, auth.Service, "B", "admin"), map[string]any{"notification": map[string]any{}}, shopA...); r.status != http.StatusForbidden || r.errCode() != "origin_not_allowed" {
+			t.Errorf("B from A's site: %d %s", r.status, r.raw)
+		}
+		hs := func(tok string) map[string]any {
+			_, r, _ := e.bayeux(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"token":"`+tok+`"}}]`, shopA...)
+			return r[0]
+		}
+		if r := hs(token(t, auth.Visitor, "A", "v1")); r["successful"] != true {
+			t.Errorf("Faye handshake of A from A's site: %v", r)
+		}
+		if r := hs(token(t, auth.Visitor, "B", "v1")); r["error"] != "403::Forbidden origin" {
+			t.Errorf("Faye handshake of B from A's site: %v", r)
+		}
+	}
+	check(e)
+	check(e.restart())
+}

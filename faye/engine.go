@@ -19,6 +19,7 @@ import (
 	"github.com/convead/chat-server/channel"
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/faye/bayeux"
+	"github.com/convead/chat-server/origin"
 	"github.com/convead/chat-server/ratelimit"
 )
 
@@ -37,6 +38,17 @@ type Config struct {
 	AnonymousOrg string
 	// HandshakesPerIP bounds handshakes per client IP address (nil: no limit).
 	HandshakesPerIP *ratelimit.Limiter
+	// Origins decides, at handshake, whether a browser origin may act for an organisation.
+	Origins interface {
+		AllowedFor(org, origin, host string) bool
+	}
+}
+
+// Peer is what the transport knows of the other end.
+type Peer struct {
+	IP     string
+	Origin string // the Origin header, when a browser sent one
+	Host   string // the Host the request was sent to
 }
 
 // ACL decides subscribes and publishes (the chat domain does).
@@ -245,14 +257,14 @@ type Connect struct {
 // Process handles one batch from a transport. It returns the replies to send now and, when the
 // batch holds a valid /meta/connect, the connect to answer once held. Replies to connects come
 // last, as Faye sends them.
-func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport, remoteIP string) ([]bayeux.Reply, *Connect) {
+func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport string, peer Peer) ([]bayeux.Reply, *Connect) {
 	replies := make([]bayeux.Reply, 0, len(msgs))
 	var connect *Connect
 	var connectReplies []bayeux.Reply
 	for _, m := range msgs {
 		switch m.Channel {
 		case bayeux.Handshake:
-			replies = append(replies, e.handshake(m, remoteIP))
+			replies = append(replies, e.handshake(m, peer))
 		case bayeux.Connect:
 			r, c := e.connect(m, transport)
 			if c != nil {
@@ -281,7 +293,7 @@ func (e *Engine) advice() *bayeux.Advice {
 	return &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &timeout}
 }
 
-func (e *Engine) handshake(m bayeux.Message, remoteIP string) bayeux.Reply {
+func (e *Engine) handshake(m bayeux.Message, peer Peer) bayeux.Reply {
 	r := bayeux.ReplyTo(m)
 	r.ClientID = ""
 	r.Version = bayeux.Version
@@ -304,7 +316,7 @@ func (e *Engine) handshake(m bayeux.Message, remoteIP string) bayeux.Reply {
 	if !supported {
 		return fail(bayeux.ConntypeMismatch(joinParams(m.ConnectionTypes)), "handshake")
 	}
-	if !e.cfg.HandshakesPerIP.Allow(remoteIP, e.now()) {
+	if !e.cfg.HandshakesPerIP.Allow(peer.IP, e.now()) {
 		r = r.Fail(bayeux.Error{Code: 429, Message: "Too many handshakes from this address"})
 		interval := time.Minute.Milliseconds() / 10
 		r.Advice = &bayeux.Advice{Reconnect: "handshake", Interval: &interval}
@@ -319,6 +331,13 @@ func (e *Engine) handshake(m bayeux.Message, remoteIP string) bayeux.Reply {
 			return fail(bayeux.AuthenticationFailed(), "none")
 		}
 		hasIdentity = true
+	}
+	org := e.cfg.AnonymousOrg
+	if hasIdentity {
+		org = id.Org
+	}
+	if org != "" && origin.CrossOrigin(peer.Origin, peer.Host) && !e.cfg.Origins.AllowedFor(org, peer.Origin, peer.Host) {
+		return fail(bayeux.Error{Code: 403, Message: "Forbidden origin"}, "none")
 	}
 	s := newSession(newClientID(), e.now())
 	s.identity, s.hasIdentity = id, hasIdentity

@@ -26,8 +26,9 @@ import (
 type HTTPConfig struct {
 	// Mount is the path of the Bayeux endpoint, e.g. "/faye"; every path under it works too.
 	Mount string
-	// Origins governs cross-origin requests and websocket upgrades.
-	Origins origin.Policy
+	// Origins governs cross-origin requests and websocket upgrades (before the organisation is
+	// known; the engine checks again at handshake).
+	Origins *origin.Registry
 	// ClientJSPath is a file served at <mount>/client.js and <mount>.js (the Faye browser
 	// bundle); empty serves a 404 that says how to configure it.
 	ClientJSPath string
@@ -159,7 +160,7 @@ func (h *handler) servePost(c *fiber.Ctx) error {
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	out := h.process(c.Context(), msgs, bayeux.LongPolling, c.IP())
+	out := h.process(c.Context(), msgs, bayeux.LongPolling, peerOf(c))
 	setJSONHeaders(c)
 	return c.Send(out)
 }
@@ -190,7 +191,7 @@ func (h *handler) serveJSONP(c *fiber.Ctx) error {
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	out := h.process(c.Context(), msgs, bayeux.CallbackPolling, c.IP())
+	out := h.process(c.Context(), msgs, bayeux.CallbackPolling, peerOf(c))
 	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
@@ -206,8 +207,12 @@ func setJSONHeaders(c *fiber.Ctx) {
 }
 
 // process runs a batch and, for a connect, holds the request until there is something to say.
-func (h *handler) process(ctx context.Context, msgs []bayeux.Message, transport, remoteIP string) []byte {
-	replies, connect := h.e.Process(ctx, msgs, transport, remoteIP)
+func peerOf(c *fiber.Ctx) Peer {
+	return Peer{IP: c.IP(), Origin: c.Get(fiber.HeaderOrigin), Host: string(c.Request().Host())}
+}
+
+func (h *handler) process(ctx context.Context, msgs []bayeux.Message, transport string, peer Peer) []byte {
+	replies, connect := h.e.Process(ctx, msgs, transport, peer)
 	if connect == nil {
 		return bayeux.EncodeBatch(replies, nil)
 	}

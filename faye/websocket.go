@@ -41,6 +41,7 @@ func (h *handler) serveWebSocket(conn *websocket.Conn) {
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(idle)) })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	peer := Peer{IP: conn.IP(), Origin: conn.Headers("Origin"), Host: conn.Headers("Host")}
 	for {
 		kind, data, err := conn.ReadMessage()
 		if err != nil {
@@ -58,7 +59,7 @@ func (h *handler) serveWebSocket(conn *websocket.Conn) {
 		if err != nil {
 			continue // Faye ignores frames that are not a JSON batch
 		}
-		replies, connect := h.e.Process(ctx, msgs, bayeux.WebSocket, conn.IP())
+		replies, connect := h.e.Process(ctx, msgs, bayeux.WebSocket, peer)
 		if connect != nil {
 			w.bind(connect)
 		}

@@ -23,7 +23,7 @@ type Broker interface {
 }
 
 // Register mounts MQTT over websocket at path.
-func Register(app *fiber.App, path string, b Broker, origins origin.Policy, maxFrame int, log *slog.Logger) {
+func Register(app *fiber.App, path string, b Broker, origins *origin.Registry, maxFrame int, log *slog.Logger) {
 	ws := websocket.New(func(c *websocket.Conn) {
 		c.SetReadLimit(int64(maxFrame))
 		if err := b.ServeConn(&conn{ws: c}); err != nil && !errors.Is(err, io.EOF) {

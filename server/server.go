@@ -107,7 +107,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	app.Server().HeaderReceived = faye.RequestConfig
 	app.Server().MaxConnsPerIP = cfg.Limits.ConnectionsPerIP
 	app.Use(recover.New())
-	origins := origin.NewPolicy(cfg.HTTP.AllowedOrigins)
+	origins := origin.NewRegistry(origin.NewPolicy(cfg.HTTP.AllowedOrigins))
+	orgs, err := st.Orgs(ctx)
+	if err != nil {
+		_ = st.Close(ctx)
+		return nil, fmt.Errorf("load organisations: %w", err)
+	}
+	for _, o := range orgs {
+		origins.SetOrg(o.ID, o.AllowedOrigins)
+	}
 
 	engine := faye.New(faye.Config{
 		Timeout:         cfg.Faye.Timeout,
@@ -118,6 +126,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		MaxQueue:        cfg.Limits.QueuePerClient,
 		AnonymousOrg:    cfg.Auth.AnonymousOrg,
 		HandshakesPerIP: ratelimit.New(cfg.Limits.HandshakesPerMinutePerIP),
+		Origins:         origins,
 	}, svc, verifier, duties, b, log.With("component", "faye"))
 	if err := b.OnPublish(engine.Deliver); err != nil {
 		_ = st.Close(ctx)

@@ -33,11 +33,14 @@ const (
 
 // Org is an organisation (a shop) and its chat settings.
 type Org struct {
-	ID                 string    `json:"id"`
-	Name               string    `json:"name"`
-	ChatOfflineMessage string    `json:"chat_offline_message"`
-	CreatedAt          time.Time `json:"created_at"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	ID                 string `json:"id"`
+	Name               string `json:"name"`
+	ChatOfflineMessage string `json:"chat_offline_message"`
+	// AllowedOrigins are browser origins (the shop's sites) allowed for this organisation's
+	// visitors and managers, on top of the server-wide list.
+	AllowedOrigins []string  `json:"allowed_origins"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Manager is what the store knows of a manager: its registration (name and capacity, set by an
@@ -118,6 +121,8 @@ type Store interface {
 	PutOrg(ctx context.Context, o Org) (Org, error)
 	// Org returns an organisation, or ErrNotFound.
 	Org(ctx context.Context, id string) (Org, error)
+	// Orgs returns every organisation.
+	Orgs(ctx context.Context) ([]Org, error)
 
 	// PutManager registers a manager, or updates its name and capacity.
 	PutManager(ctx context.Context, m Manager) (Manager, error)

@@ -146,6 +146,25 @@ func (s *Store) Org(ctx context.Context, id string) (store.Org, error) {
 	return o, nil
 }
 
+// Orgs implements store.Store.
+func (s *Store) Orgs(ctx context.Context) ([]store.Org, error) {
+	var out []store.Org
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bOrgs).ForEach(func(_, v []byte) error {
+			var o store.Org
+			if err := json.Unmarshal(v, &o); err != nil {
+				return err
+			}
+			out = append(out, o)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", err)
+	}
+	return out, nil
+}
+
 // PutManager implements store.Store.
 func (s *Store) PutManager(ctx context.Context, m store.Manager) (store.Manager, error) {
 	var out store.Manager

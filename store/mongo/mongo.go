@@ -121,12 +121,14 @@ type orgDoc struct {
 	ID                 string    `bson:"_id"`
 	Name               string    `bson:"name"`
 	ChatOfflineMessage string    `bson:"chat_offline_message"`
+	AllowedOrigins     []string  `bson:"allowed_origins"`
 	CreatedAt          time.Time `bson:"created_at"`
 	UpdatedAt          time.Time `bson:"updated_at"`
 }
 
 func (d orgDoc) org() store.Org {
-	return store.Org{ID: d.ID, Name: d.Name, ChatOfflineMessage: d.ChatOfflineMessage, CreatedAt: utc(d.CreatedAt), UpdatedAt: utc(d.UpdatedAt)}
+	return store.Org{ID: d.ID, Name: d.Name, ChatOfflineMessage: d.ChatOfflineMessage, AllowedOrigins: d.AllowedOrigins,
+		CreatedAt: utc(d.CreatedAt), UpdatedAt: utc(d.UpdatedAt)}
 }
 
 // upsert runs an upserting update, retrying once on the duplicate key error that two
@@ -145,7 +147,8 @@ func (s *Store) PutOrg(ctx context.Context, o store.Org) (store.Org, error) {
 	defer cancel()
 	op := "put org " + o.ID
 	err := upsert(ctx, s.orgs, bson.D{{Key: "_id", Value: o.ID}}, bson.D{
-		{Key: "$set", Value: bson.D{{Key: "name", Value: o.Name}, {Key: "chat_offline_message", Value: o.ChatOfflineMessage}, {Key: "updated_at", Value: o.UpdatedAt}}},
+		{Key: "$set", Value: bson.D{{Key: "name", Value: o.Name}, {Key: "chat_offline_message", Value: o.ChatOfflineMessage},
+			{Key: "allowed_origins", Value: o.AllowedOrigins}, {Key: "updated_at", Value: o.UpdatedAt}}},
 		{Key: "$setOnInsert", Value: bson.D{{Key: "created_at", Value: o.CreatedAt}}},
 	})
 	if err != nil {
@@ -156,6 +159,25 @@ func (s *Store) PutOrg(ctx context.Context, o store.Org) (store.Org, error) {
 		return store.Org{}, wrap(op, err)
 	}
 	return d.org(), nil
+}
+
+// Orgs implements store.Store.
+func (s *Store) Orgs(ctx context.Context) ([]store.Org, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	cur, err := s.orgs.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, wrap("list orgs", err)
+	}
+	var docs []orgDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("list orgs", err)
+	}
+	out := make([]store.Org, len(docs))
+	for i, d := range docs {
+		out[i] = d.org()
+	}
+	return out, nil
 }
 
 // Org implements store.Store.

@@ -87,10 +87,16 @@ func testOrgs(t *testing.T, s store.Store) {
 	first := now()
 	ok(s.PutOrg(ctx, store.Org{ID: "O", Name: "Shop", ChatOfflineMessage: "later", CreatedAt: first, UpdatedAt: first})).get(t)
 	later := first.Add(time.Second)
-	ok(s.PutOrg(ctx, store.Org{ID: "O", Name: "Shop 2", ChatOfflineMessage: "away", CreatedAt: later, UpdatedAt: later})).get(t)
+	ok(s.PutOrg(ctx, store.Org{ID: "O", Name: "Shop 2", ChatOfflineMessage: "away", AllowedOrigins: []string{"https://shop.example"}, CreatedAt: later, UpdatedAt: later})).get(t)
 	o := ok(s.Org(ctx, "O")).get(t)
-	if o.Name != "Shop 2" || o.ChatOfflineMessage != "away" || !o.CreatedAt.Equal(first) || !o.UpdatedAt.Equal(later) {
-		t.Errorf("org = %+v: want updated name and message, first CreatedAt", o)
+	if o.Name != "Shop 2" || o.ChatOfflineMessage != "away" || !o.CreatedAt.Equal(first) || !o.UpdatedAt.Equal(later) ||
+		len(o.AllowedOrigins) != 1 || o.AllowedOrigins[0] != "https://shop.example" {
+		t.Errorf("org = %+v: want updated name, message and origins, first CreatedAt", o)
+	}
+	ok(s.PutOrg(ctx, store.Org{ID: "P", Name: "Other", CreatedAt: later, UpdatedAt: later})).get(t)
+	all := ok(s.Orgs(ctx)).get(t)
+	if len(all) != 2 {
+		t.Errorf("Orgs = %+v, want O and P", all)
 	}
 }
 
