@@ -60,31 +60,75 @@ func Open(ctx context.Context, uri, db string, timeout time.Duration) (*Store, e
 		seqs:          d.Collection("visitor_seqs"),
 		notifications: d.Collection("notifications"),
 	}
-	if err := s.createIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.Background())
-		return nil, err
+	// A store that is briefly unreachable as the server starts (a restart of both, a failover)
+	// gets a few more chances before the server gives up.
+	for attempt := 1; ; attempt++ {
+		err = s.createIndexes(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) || attempt == openAttempts {
+			_ = client.Disconnect(context.Background())
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			_ = client.Disconnect(context.Background())
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		}
 	}
-	return s, nil
 }
+
+// openAttempts bounds the tries of Open while the store is unavailable.
+const openAttempts = 5
 
 func (s *Store) createIndexes(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	type index struct {
+		name   string
+		keys   bson.D
+		unique bool
+		sparse bool
+	}
 	sets := []struct {
-		coll   *mongo.Collection
-		models []mongo.IndexModel
+		coll    *mongo.Collection
+		indexes []index
 	}{
-		{s.conversations, []mongo.IndexModel{
-			{Keys: bson.D{{Key: "open_key", Value: 1}}, Options: options.Index().SetName("one_open_per_visitor").SetUnique(true).SetSparse(true)},
-			{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "status", Value: 1}}, Options: options.Index().SetName("org_status")},
+		{s.conversations, []index{
+			{"one_open_per_visitor", bson.D{{Key: "open_key", Value: 1}}, true, true},
+			{"org_status", bson.D{{Key: "org_id", Value: 1}, {Key: "status", Value: 1}}, false, false},
 		}},
-		{s.messages, []mongo.IndexModel{
-			{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "visitor_id", Value: 1}, {Key: "seq", Value: 1}}, Options: options.Index().SetName("visitor_seq").SetUnique(true)},
-			{Keys: bson.D{{Key: "client_key", Value: 1}}, Options: options.Index().SetName("idempotent_post").SetUnique(true).SetSparse(true)},
+		{s.messages, []index{
+			{"visitor_seq", bson.D{{Key: "org_id", Value: 1}, {Key: "visitor_id", Value: 1}, {Key: "seq", Value: 1}}, true, false},
+			{"idempotent_post", bson.D{{Key: "client_key", Value: 1}}, true, true},
 		}},
 	}
 	for _, set := range sets {
-		if _, err := set.coll.Indexes().CreateMany(ctx, set.models); err != nil {
+		// Only the missing ones: a restart then needs no DDL, which a busy server may delay.
+		specs, err := set.coll.Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return wrap(fmt.Sprintf("list indexes of %s", set.coll.Name()), err)
+		}
+		have := map[string]bool{}
+		for _, spec := range specs {
+			have[spec.Name] = true
+		}
+		var missing []mongo.IndexModel
+		for _, ix := range set.indexes {
+			if !have[ix.name] {
+				opts := options.Index().SetName(ix.name).SetUnique(ix.unique)
+				if ix.sparse {
+					opts.SetSparse(true)
+				}
+				missing = append(missing, mongo.IndexModel{Keys: ix.keys, Options: opts})
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		if _, err := set.coll.Indexes().CreateMany(ctx, missing); err != nil {
 			return wrap(fmt.Sprintf("create indexes on %s", set.coll.Name()), err)
 		}
 	}

@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+
+	"github.com/convead/chat-server/auth"
+)
+
+// buildServer builds the chat-server binary for a test.
+func buildServer(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chat-server")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/chat-server").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// process is a running server binary.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// runServer starts the binary with env and waits until it listens.
+func runServer(t testing.TB, bin, dir string, env []string) *process {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if bytes.Contains(lines.Bytes(), []byte(`"chat server ready"`)) {
+			go func() { _, _ = io.Copy(io.Discard, stdout) }()
+			return p
+		}
+	}
+	t.Fatal("the server exited before it was ready")
+	return nil
+}
+
+func (p *process) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// startFerretDB runs FerretDB (SQLite) in the test process and returns its URI.
+func startFerretDB(t testing.TB) string {
+	t.Helper()
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: freeAddr(t)},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + t.TempDir() + "/",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f.MongoDBURI()
+}
+
+// TestDurabilityKill9: many senders post with client_message_ids while the server is killed
+// with SIGKILL several times; every post is retried until acknowledged. In the end every
+// acknowledged message is stored exactly once, each sender's messages in order.
+func TestDurabilityKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills real server processes: skipped in -short mode")
+	}
+	bin := buildServer(t)
+	for _, backend := range []string{"embedded", "mongodb"} {
+		t.Run(backend, func(t *testing.T) {
+			httpAddr := freeAddr(t)
+			vars := []string{"CHAT_HTTP_ADDR=" + httpAddr, "CHAT_MQTT_ADDR=" + freeAddr(t), "CHAT_AUTH_JWT_SECRET=" + secret,
+				"CHAT_DATA_DIR=" + t.TempDir(), "CHAT_API_MAX_MESSAGES_COUNT=1000", "CHAT_LIMITS_POSTS_PER_MINUTE=0",
+				"CHAT_LIMITS_OPENS_PER_MINUTE_PER_IP=0"}
+			if backend == "mongodb" {
+				uri := os.Getenv("CHAT_TEST_MONGO_URI")
+				if uri == "" {
+					uri = startFerretDB(t)
+				}
+				vars = append(vars, "CHAT_MONGO_URI="+uri, fmt.Sprintf("CHAT_MONGO_DATABASE=durability_%d", time.Now().UnixNano()))
+			}
+			dir := t.TempDir()
+			srv := runServer(t, bin, dir, vars)
+			e := &env{t: t, base: "http://" + httpAddr}
+			mTok := token(t, auth.Manager, "shop", "m1")
+
+			const senders, perSender = 8, 150
+			convs := make([]string, senders)
+			for i := range convs {
+				r := want(t, e.post(fmt.Sprint("/chat/service/v", i), mTok, nil), http.StatusCreated)
+				convs[i] = r.obj("conversation")["id"].(string)
+			}
+			client := &http.Client{Timeout: 5 * time.Second}
+			post := func(i, k int) (string, bool) {
+				body := fmt.Sprintf(`{"content":"%d","client_message_id":"v%d-%d"}`, k, i, k)
+				req, _ := http.NewRequest(http.MethodPost, e.base+"/chat/conversation/"+convs[i], strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+token(t, auth.Visitor, "shop", fmt.Sprint("v", i)))
+				resp, err := client.Do(req)
+				if err != nil {
+					return "", false
+				}
+				defer resp.Body.Close()
+				var out struct{ Message struct{ ID string } }
+				if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+					return "", false
+				}
+				return out.Message.ID, true
+			}
+			var acked atomic.Int64
+			ids := make([][]string, senders)
+			var wg sync.WaitGroup
+			for i := 0; i < senders; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					deadline := time.Now().Add(2 * time.Minute)
+					for k := 0; k < perSender; k++ {
+						for {
+							if id, ok := post(i, k); ok {
+								ids[i] = append(ids[i], id)
+								acked.Add(1)
+								break
+							}
+							if time.Now().After(deadline) {
+								t.Errorf("sender %d: post %d never acknowledged", i, k)
+								return
+							}
+							time.Sleep(20 * time.Millisecond) // down: retry the same post
+						}
+					}
+				}(i)
+			}
+			kills := 0
+			for _, at := range []int64{senders * perSender / 4, senders * perSender / 2, 3 * senders * perSender / 4} {
+				for acked.Load() < at {
+					time.Sleep(time.Millisecond)
+				}
+				srv.kill()
+				kills++
+				srv = runServer(t, bin, dir, vars)
+			}
+			wg.Wait()
+
+			for i := 0; i < senders; i++ {
+				r := want(t, e.post("/chat/conversation/"+convs[i]+"/messages", token(t, auth.Visitor, "shop", fmt.Sprint("v", i)), map[string]any{"count": 1000}), http.StatusOK)
+				msgs := r.body["messages"].([]any)
+				if len(msgs) != perSender {
+					t.Fatalf("sender %d: %d messages stored, want %d (duplicates or losses)", i, len(msgs), perSender)
+				}
+				stored := map[string]bool{}
+				for j, m := range msgs { // newest first
+					m := m.(map[string]any)
+					if want := fmt.Sprint(perSender - 1 - j); m["content"] != want {
+						t.Fatalf("sender %d: message %d is %v, want %s: order broken", i, j, m["content"], want)
+					}
+					stored[m["id"].(string)] = true
+				}
+				for _, id := range ids[i] {
+					if !stored[id] {
+						t.Fatalf("sender %d: acknowledged message %s is lost", i, id)
+					}
+				}
+			}
+			t.Logf("%s: %d posts acknowledged across %d kills, all stored once, in order", backend, acked.Load(), kills)
+		})
+	}
+}
