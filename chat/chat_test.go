@@ -486,7 +486,10 @@ func TestNotifyAndAdmin(t *testing.T) {
 		{"bad visitor", func() error { _, err := f.svc.Notify(ctx, service(), "v 1", json.RawMessage(`{}`)); return err }(), "invalid_visitor_id"},
 		{"manager cannot admin", func() error { _, err := f.svc.PutOrg(ctx, manager("m1"), "O", "x", "", nil); return err }(), "forbidden"},
 		{"service of another org", func() error { _, err := f.svc.PutOrg(ctx, service(), "P", "x", "", nil); return err }(), "forbidden"},
-		{"bad origin", func() error { _, err := f.svc.PutOrg(ctx, service(), "O", "x", "", []string{"https://a.example/path"}); return err }(), "invalid_allowed_origins"},
+		{"bad origin", func() error {
+			_, err := f.svc.PutOrg(ctx, service(), "O", "x", "", []string{"https://a.example/path"})
+			return err
+		}(), "invalid_allowed_origins"},
 		{"negative capacity", func() error { _, err := f.svc.PutManager(ctx, service(), "O", "m1", "x", -1); return err }(), "invalid_capacity"},
 		{"bad manager id", func() error { _, err := f.svc.PutManager(ctx, service(), "O", "m/1", "x", 1); return err }(), "invalid_manager_id"},
 	}
