@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,7 +92,8 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 // before Start run before the broker's own (drop accounting, session storage).
 func (b *Broker) Start() error {
 	limits := &limitHook{conns: ratelimit.NewCounter(b.cfg.MaxConnsPerIP), maxSubs: b.cfg.MaxSubscriptions, sendConnack: b.srv.SendConnack}
-	for _, h := range []mqtt.Hook{&dropHook{b: b}, &resendOrder{clients: b.srv.Clients}, limits} {
+	drops := &dropHook{b: b, disconnect: b.srv.DisconnectClient}
+	for _, h := range []mqtt.Hook{drops, &resendOrder{clients: b.srv.Clients}, limits} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return fmt.Errorf("add broker hook %s: %w", h.ID(), err)
 		}
@@ -145,21 +147,31 @@ func (handedOver) Address() string               { return "" }
 func (handedOver) Protocol() string              { return "ws" }
 func (handedOver) Close(close listeners.CloseFn) { close(ListenerWebsocket) }
 
-// dropHook counts and logs messages the broker drops because a client's queue is full: a slow
-// client loses messages (and catches up from history) instead of stalling the publisher.
+// dropHook handles messages the broker drops because a client's queue is full. A slow client
+// must not stall the publisher, and must not be left unaware of a gap either: it is
+// disconnected (MQTT 5: reason 0x97, quota exceeded), reconnects, and catches up — a persistent
+// session from its stored messages, others from the history API.
 type dropHook struct {
 	mqtt.HookBase
-	b *Broker
+	b          *Broker
+	disconnect func(cl *mqtt.Client, code packets.Code) error
+	ending     sync.Map // clients being disconnected, so that each is ended once
 }
 
 func (h *dropHook) ID() string           { return "chat-drops" }
-func (h *dropHook) Provides(b byte) bool { return b == mqtt.OnPublishDropped }
+func (h *dropHook) Provides(b byte) bool { return b == mqtt.OnPublishDropped || b == mqtt.OnDisconnect }
 
 func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
-	if n := h.b.dropped.Add(1); n == 1 || n%1000 == 0 {
-		h.b.log.Warn("mqtt client queue full, message dropped", "client", cl.ID, "topic", pk.TopicName, "dropped_total", n)
+	n := h.b.dropped.Add(1)
+	if _, already := h.ending.LoadOrStore(cl, true); already || cl.Net.Inline {
+		return
 	}
+	h.b.log.Warn("mqtt client queue full: disconnecting it", "client", cl.ID, "topic", pk.TopicName, "dropped_total", n)
+	// Not in this goroutine: it is the publisher's, and the client's socket is the slow part.
+	go func() { _ = h.disconnect(cl, packets.ErrQuotaExceeded) }()
 }
+
+func (h *dropHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.ending.Delete(cl) }
 
 // Dropped is the number of messages dropped on full client queues since start.
 func (b *Broker) Dropped() uint64 { return b.dropped.Load() }

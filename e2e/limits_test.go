@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fasthttp/websocket"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/config"
@@ -173,14 +175,23 @@ func TestFayeLimits(t *testing.T) {
 	if r[0]["successful"] != true {
 		t.Fatalf("3 channels: %v", r)
 	}
-	// Published while the client has no connect open: only the queue's worth waits.
-	for i := 0; i < 6; i++ {
+	// Up to the queue's worth waits for a client between connects.
+	for i := 0; i < 4; i++ {
 		e.bayeux(`{"channel":"/a","data":` + fmt.Sprint(i) + `,"ext":{"token":"` + sTok + `"}}`)
 	}
 	_, r, _ = e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling"}]`)
 	if len(r) != 1+4 || r[1]["data"] != float64(0) || r[4]["data"] != float64(3) {
-		t.Errorf("connect after 6 publishes with a queue of 4: %v", r)
+		t.Errorf("connect after 4 publishes with a queue of 4: %v", r)
 	}
+	// Beyond it, the client is ended, so that it re-handshakes and catches up instead of
+	// missing messages silently.
+	for i := 0; i < 5; i++ {
+		e.bayeux(`{"channel":"/a","data":` + fmt.Sprint(i) + `,"ext":{"token":"` + sTok + `"}}`)
+	}
+	waitFor(t, "the overflowing client to be ended", func() bool {
+		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling","advice":{"timeout":0}}]`)
+		return r[0]["error"] == "401:"+cid+":Unknown client"
+	})
 	// A websocket frame over the limit closes the socket.
 	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
 	if err != nil {
@@ -234,5 +245,64 @@ func TestSlowAndHalfOpenConnections(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("a silent websocket was held %s", took)
+	}
+}
+
+// TestSlowMQTTConsumer: a client that stops reading neither stalls the publisher nor other
+// subscribers; once its queue overflows it is disconnected, to reconnect and catch up.
+func TestSlowMQTTConsumer(t *testing.T) {
+	e := start(t, func(c *config.Config) { c.MQTT.QueuePerClient = 16 })
+	sTok := token(t, auth.Service, "shop", "s")
+	topic := "orgs/shop/notifications/flood"
+
+	// The slow one: a raw connection that subscribes, then never reads again.
+	slow, err := net.Dial("tcp", strings.TrimPrefix(e.mqtt, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	var buf bytes.Buffer
+	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: "slow",
+			UsernameFlag: true, Username: []byte("s"), PasswordFlag: true, Password: []byte(sTok)}}
+	if err := connect.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	subscribe := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: topic, Qos: 0}}}
+	if err := subscribe.SubscribeEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := slow.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	// A normal subscriber on the same topic.
+	fast := e.mustConnect(sTok, "fast")
+	fast.mustSubscribe(topic)
+	time.Sleep(200 * time.Millisecond) // let the slow subscription settle before the flood
+
+	const n = 3000
+	payload := strings.Repeat("x", 4096)
+	pub := e.mustConnect(sTok, "pub")
+	// Paced so that a client that reads keeps up with the small queue; the slow one cannot.
+	for i := 0; i < n; i++ {
+		pub.c.Publish(topic, 0, false, fmt.Sprintf(`{"i":%d,"pad":"%s"}`, i, payload))
+		if i%8 == 7 {
+			for j := 0; j < 8; j++ {
+				if d := fast.next(); d.payload["i"] != float64(i-7+j) {
+					t.Fatalf("the reading client got %v, want message %d", d.payload["i"], i-7+j)
+				}
+			}
+		}
+	}
+	// The slow client was cut off: reading now finds the end of its connection.
+	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, err := slow.Read(make([]byte, 64<<10)); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the slow client was not disconnected")
+			}
+			break
+		}
 	}
 }

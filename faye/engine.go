@@ -166,16 +166,19 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 		if encodeErr != nil {
 			return
 		}
-		if s.deliver(msg, e.cfg.MaxQueue) {
-			if n := e.dropped.Add(1); n == 1 || n%1000 == 0 {
-				e.log.Warn("faye: client queue full, message dropped", "client", s.id, "topic", topic, "dropped_total", n)
-			}
+		if s.deliver(msg, e.cfg.MaxQueue) && s.markOverflow() {
+			// A client that cannot keep up is ended rather than left with a silent gap: its
+			// next connect gets "401 Unknown client", it handshakes again, and catches up from
+			// the history API (see the README's reconnect recipe).
+			e.dropped.Add(1)
+			e.log.Warn("faye: client queue full, ending the session", "client", s.id, "queue", e.cfg.MaxQueue, "topic", topic)
+			go e.destroy(s) // not here: this runs inside the broker's publish
 		}
 	})
 }
 
-// Dropped is the number of deliveries dropped on full queues since start.
-func (e *Engine) Dropped() uint64 { return e.dropped.Load() }
+// Overflows is the number of sessions ended because their queue overflowed, since start.
+func (e *Engine) Overflows() uint64 { return e.dropped.Load() }
 
 // encodePayload turns an MQTT payload into a Bayeux delivery: JSON as is, other UTF-8 text as
 // a JSON string.

@@ -32,6 +32,18 @@ type session struct {
 	dropped     uint64
 	consumer    *consumer
 	closed      bool
+	overflowed  bool
+}
+
+// markOverflow records that the queue overflowed; true the first time only.
+func (s *session) markOverflow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.overflowed || s.closed {
+		return false
+	}
+	s.overflowed = true
+	return true
 }
 
 func newSession(id string, now time.Time) *session {
