@@ -3,11 +3,9 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/FerretDB/FerretDB/ferretdb"
 
 	"github.com/convead/chat-server/auth"
 )
@@ -80,23 +76,27 @@ func (p *process) kill() {
 	<-p.done
 }
 
-// startFerretDB runs FerretDB (SQLite) in the test process and returns its URI.
+// startFerretDB runs FerretDB (SQLite) in a process of its own, built without the race
+// detector, and returns its URI.
 func startFerretDB(t testing.TB) string {
 	t.Helper()
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: freeAddr(t)},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + t.TempDir() + "/",
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
+	bin := filepath.Join(t.TempDir(), "ferretdb")
+	if out, err := exec.Command("go", "build", "-o", bin, "./ferretdb").CombinedOutput(); err != nil {
+		t.Fatalf("build ferretdb: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, freeAddr(t), t.TempDir())
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return f.MongoDBURI()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	uri, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("ferretdb did not start: %v", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return strings.TrimSpace(uri)
 }
 
 // TestDurabilityKill9: many senders post with client_message_ids while the server is killed
@@ -125,7 +125,7 @@ func TestDurabilityKill9(t *testing.T) {
 			e := &env{t: t, base: "http://" + httpAddr}
 			mTok := token(t, auth.Manager, "shop", "m1")
 
-			const senders, perSender = 8, 150
+			const senders, perSender = 8, 100
 			convs := make([]string, senders)
 			for i := range convs {
 				r := want(t, e.post(fmt.Sprint("/chat/service/v", i), mTok, nil), http.StatusCreated)
