@@ -76,28 +76,57 @@ func (p *process) kill() {
 	<-p.done
 }
 
-// startFerretDB runs FerretDB (SQLite) in a process of its own, built without the race
-// detector, and returns its URI.
-func startFerretDB(t testing.TB) string {
+// ferret is FerretDB (SQLite) in a process of its own, built without the race detector so that
+// race-built tests do not slow it down; it can be stopped and started again on the same port
+// and data.
+type ferret struct {
+	t         testing.TB
+	bin, addr string
+	dir       string
+	cmd       *exec.Cmd
+}
+
+func newFerret(t testing.TB) *ferret {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ferretdb")
-	if out, err := exec.Command("go", "build", "-o", bin, "./ferretdb").CombinedOutput(); err != nil {
+	f := &ferret{t: t, bin: filepath.Join(t.TempDir(), "ferretdb"), addr: freeAddr(t), dir: t.TempDir()}
+	if out, err := exec.Command("go", "build", "-o", f.bin, "./ferretdb").CombinedOutput(); err != nil {
 		t.Fatalf("build ferretdb: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, freeAddr(t), t.TempDir())
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	f.start()
+	t.Cleanup(f.stop)
+	return f
+}
+
+// start runs it and returns its URI once it listens.
+func (f *ferret) start() string {
+	f.t.Helper()
+	f.cmd = exec.Command(f.bin, f.addr, f.dir)
+	stdout, _ := f.cmd.StdoutPipe()
+	f.cmd.Stderr = os.Stderr
+	if err := f.cmd.Start(); err != nil {
+		f.t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	uri, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		t.Fatalf("ferretdb did not start: %v", err)
+		f.t.Fatalf("ferretdb did not start: %v", err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	return strings.TrimSpace(uri)
 }
+
+// stop kills it (an outage, not a shutdown).
+func (f *ferret) stop() {
+	if f.cmd != nil {
+		_ = f.cmd.Process.Kill()
+		_ = f.cmd.Wait()
+		f.cmd = nil
+	}
+}
+
+func (f *ferret) uri() string { return "mongodb://" + f.addr + "/" }
+
+// startFerretDB runs FerretDB for a test and returns its URI.
+func startFerretDB(t testing.TB) string { return newFerret(t).uri() }
 
 // TestDurabilityKill9: many senders post with client_message_ids while the server is killed
 // with SIGKILL several times; every post is retried until acknowledged. In the end every

@@ -141,10 +141,17 @@ func wrap(op string, err error) error {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
 	case mongo.IsNetworkError(err), mongo.IsTimeout(err), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, mongo.ErrClientDisconnected):
+		errors.Is(err, mongo.ErrClientDisconnected), retryable(err):
 		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// retryable reports errors the driver marks as worth retrying: a connection pool cleared after
+// a lost server, for one, which carries no network label of its own.
+func retryable(err error) bool {
+	var r interface{ Retryable() bool }
+	return errors.As(err, &r) && r.Retryable()
 }
 
 func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"log/slog"
+	"os"
+	"net/http"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/config"
+)
+
+// TestStoreOutage: MongoDB goes away. Requests fail fast with 503 and a clear error, /readyz
+// turns red, real-time traffic that needs no store keeps flowing, nothing piles up, and
+// everything recovers by itself when the store returns.
+func TestStoreOutage(t *testing.T) {
+	db := newFerret(t)
+	e := startLogged(t, testConfig(t, func(c *config.Config) {
+		c.Mongo.URI, c.Mongo.Database, c.Mongo.Timeout = db.uri(), "outage", time.Second
+	}), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	mTok, vTok := token(t, auth.Manager, "shop", "m1"), token(t, auth.Visitor, "shop", "v1")
+	conv := want(t, e.post("/chat/service/v1", mTok, nil), http.StatusCreated).obj("conversation")["id"].(string)
+	post := "/chat/conversation/" + conv
+	want(t, e.post(post, vTok, map[string]any{"content": "before"}), http.StatusCreated)
+	typing := "orgs/shop/conversations/" + conv + "/typing"
+	visitor := e.mustConnect(vTok, "v1")
+	visitor.mustSubscribe(typing)
+	manager := e.mustConnect(mTok, "m1")
+	baseline := runtime.NumGoroutine()
+
+	db.stop()
+	var wg sync.WaitGroup
+	codes := make([]string, 20)
+	took := make([]time.Duration, 20)
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			start := time.Now()
+			r := e.post(post, vTok, map[string]any{"content": "during"})
+			codes[i], took[i] = r.errCode(), time.Since(start)
+			if r.status != http.StatusServiceUnavailable {
+				t.Errorf("post during the outage: %d %s", r.status, r.raw)
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i := range codes {
+		if codes[i] != "store_unavailable" || took[i] > 5*time.Second {
+			t.Fatalf("post during the outage: %q after %s; want store_unavailable within the store timeout (1s) and some slack", codes[i], took[i])
+		}
+	}
+	if r := e.call(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable || r.obj("checks")["store"] == "ok" {
+		t.Fatalf("/readyz during the outage: %d %s", r.status, r.raw)
+	}
+	// Real-time delivery that needs no store goes on.
+	if pt := manager.c.Publish(typing, 1, false, `{"typing":true}`); !pt.WaitTimeout(5*time.Second) || pt.Error() != nil {
+		t.Fatal("typing publish during the outage failed")
+	}
+	if d := visitor.next(); d.topic != typing {
+		t.Fatalf("during the outage the visitor got %+v", d)
+	}
+	// Failed requests leave nothing behind (a few goroutines of the driver's reconnection
+	// attempts may come and go).
+	waitFor(t, "goroutines to settle after the failed requests", func() bool { return runtime.NumGoroutine() < baseline+30 })
+
+	db.start()
+	waitFor(t, "/readyz to turn green again", func() bool { return e.call(http.MethodGet, "/readyz", "", nil).status == http.StatusOK })
+	want(t, e.post(post, vTok, map[string]any{"content": "after"}), http.StatusCreated)
+	hist := want(t, e.post(post+"/messages", vTok, nil), http.StatusOK)
+	if msgs := hist.body["messages"].([]any); len(msgs) != 2 || msgs[0].(map[string]any)["content"] != "after" {
+		t.Fatalf("history after the outage: %v (nothing of the failed posts may be stored)", msgs)
+	}
+}
