@@ -71,8 +71,11 @@ func runServer(t testing.TB, bin, dir string, env []string) *process {
 	return nil
 }
 
-func (p *process) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+func (p *process) kill() { p.stop(syscall.SIGKILL) }
+
+// stop sends sig and waits for the process to end.
+func (p *process) stop(sig syscall.Signal) {
+	_ = p.cmd.Process.Signal(sig)
 	<-p.done
 }
 
@@ -129,15 +132,24 @@ func (f *ferret) uri() string { return "mongodb://" + f.addr + "/" }
 func startFerretDB(t testing.TB) string { return newFerret(t).uri() }
 
 // TestDurabilityKill9: many senders post with client_message_ids while the server is killed
-// with SIGKILL several times; every post is retried until acknowledged. In the end every
-// acknowledged message is stored exactly once, each sender's messages in order.
+// with SIGKILL several times (or, for a rolling restart, stopped with SIGTERM); every post is
+// retried until acknowledged. In the end every acknowledged message is stored exactly once,
+// each sender's messages in order.
 func TestDurabilityKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real server processes: skipped in -short mode")
 	}
 	bin := buildServer(t)
-	for _, backend := range []string{"embedded", "mongodb"} {
-		t.Run(backend, func(t *testing.T) {
+	for _, run := range []struct {
+		backend string
+		signal  syscall.Signal
+	}{
+		{"embedded", syscall.SIGKILL},
+		{"mongodb", syscall.SIGKILL},
+		{"embedded", syscall.SIGTERM}, // a rolling restart
+	} {
+		backend := run.backend
+		t.Run(backend+"/"+run.signal.String(), func(t *testing.T) {
 			httpAddr := freeAddr(t)
 			vars := []string{"CHAT_HTTP_ADDR=" + httpAddr, "CHAT_MQTT_ADDR=" + freeAddr(t), "CHAT_AUTH_JWT_SECRET=" + secret,
 				"CHAT_DATA_DIR=" + t.TempDir(), "CHAT_API_MAX_MESSAGES_COUNT=1000", "CHAT_LIMITS_POSTS_PER_MINUTE=0",
@@ -206,7 +218,7 @@ func TestDurabilityKill9(t *testing.T) {
 				for acked.Load() < at {
 					time.Sleep(time.Millisecond)
 				}
-				srv.kill()
+				srv.stop(run.signal)
 				kills++
 				srv = runServer(t, bin, dir, vars)
 			}
@@ -232,7 +244,7 @@ func TestDurabilityKill9(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s: %d posts acknowledged across %d kills, all stored once, in order", backend, acked.Load(), kills)
+			t.Logf("%s: %d posts acknowledged across %d restarts by %s, all stored once, in order", backend, acked.Load(), kills, run.signal)
 		})
 	}
 }

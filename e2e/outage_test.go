@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"log/slog"
-	"os"
 	"net/http"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fasthttp/websocket"
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/config"
@@ -73,5 +76,54 @@ func TestStoreOutage(t *testing.T) {
 	hist := want(t, e.post(post+"/messages", vTok, nil), http.StatusOK)
 	if msgs := hist.body["messages"].([]any); len(msgs) != 2 || msgs[0].(map[string]any)["content"] != "after" {
 		t.Fatalf("history after the outage: %v (nothing of the failed posts may be stored)", msgs)
+	}
+}
+
+// TestGracefulShutdownAdvisesFayeClients: on shutdown, a held long-poll connect and a held
+// websocket connect are answered at once, advising a new handshake; the socket closes with
+// "going away".
+func TestGracefulShutdownAdvisesFayeClients(t *testing.T) {
+	e := start(t) // faye.timeout 45s: anything quicker than that is the shutdown's doing
+	tok := token(t, auth.Visitor, "shop", "v1")
+	cid := e.handshake(tok)
+	polled := make(chan []map[string]any, 1)
+	go func() {
+		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling"}]`)
+		polled <- r
+	}()
+	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"ext":{"token":"`+tok+`"}}]`))
+	var hs []map[string]any
+	if err := ws.ReadJSON(&hs); err != nil {
+		t.Fatal(err)
+	}
+	wsCid := hs[0]["clientId"].(string)
+	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+wsCid+`","connectionType":"websocket"}]`))
+	time.Sleep(300 * time.Millisecond) // both connects are held now
+
+	start := time.Now()
+	e.stop()
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("shutdown took %s", took)
+	}
+	select {
+	case r := <-polled:
+		if len(r) != 1 || r[0]["successful"] != true || field(r[0], "advice") != `{"interval":1000,"reconnect":"handshake"}` {
+			t.Errorf("held long-poll at shutdown: %v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held long-poll was not answered at shutdown")
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var reply []map[string]any
+	if err := ws.ReadJSON(&reply); err != nil || len(reply) != 1 || field(reply[0], "advice") != `{"interval":1000,"reconnect":"handshake"}` {
+		t.Fatalf("held websocket connect at shutdown: %v %v", reply, err)
+	}
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("socket at shutdown: %v, want close 1001", err)
 	}
 }

@@ -90,6 +90,7 @@ type Engine struct {
 	idx      *index
 
 	dropped atomic.Uint64
+	closing atomic.Bool // the server is shutting down: sessions end, clients should re-handshake
 }
 
 // New returns an engine. Feed it the broker's publishes through Deliver, and run Run.
@@ -106,6 +107,7 @@ func (e *Engine) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			e.closing.Store(true)
 			e.closeAll()
 			return
 		case <-tick.C:
@@ -640,7 +642,17 @@ func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
 		}
 	}
 	c.Session.touch(e.now())
+	if e.closing.Load() {
+		c.Reply.Advice = e.shutdownAdvice()
+	}
 	return c.Session.take()
+}
+
+// shutdownAdvice tells a client whose session ends with the server to handshake again (with
+// the next node, or this one once restarted) rather than to reconnect into a 401.
+func (e *Engine) shutdownAdvice() *bayeux.Advice {
+	interval := int64(1000)
+	return &bayeux.Advice{Reconnect: "handshake", Interval: &interval}
 }
 
 // Stream attaches a websocket or EventSource to a session: deliveries are pushed as they come.
