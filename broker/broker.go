@@ -173,6 +173,10 @@ func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 
 func (h *dropHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.ending.Delete(cl) }
 
+// Clients is the number of clients the broker knows (connected, or kept sessions), the
+// server's own inline client excluded.
+func (b *Broker) Clients() int { return b.srv.Clients.Len() - 1 }
+
 // Dropped is the number of messages dropped on full client queues since start.
 func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
 

@@ -84,6 +84,17 @@ func (r *Registry) leave(m member, holder string) {
 	}
 }
 
+// Count returns the number of managers on duty across all organisations.
+func (r *Registry) Count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, managers := range r.byOrg {
+		n += len(managers)
+	}
+	return n
+}
+
 // OnDuty returns the managers of org on duty now, sorted.
 func (r *Registry) OnDuty(org string) []string {
 	r.mu.RLock()

@@ -39,6 +39,7 @@ type Server struct {
 	broker *broker.Broker
 	app    *fiber.App
 	faye   *faye.Engine
+	duties *presence.Registry
 	httpLn net.Listener
 	served chan error
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
@@ -149,7 +150,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			"broker": func(context.Context) error { return b.Ready() },
 		},
 	}, log.With("component", "api"))
-	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, served: make(chan error, 1)}, nil
+	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1)}, nil
 }
 
 func mqttTLS(cfg *config.Config) (*tls.Config, error) {
@@ -205,6 +206,18 @@ func (s *Server) Start() error {
 	s.log.Info("mqtt listening", "addr", s.broker.Addr().String())
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// Stats are live counts, for leak checks and (later) metrics.
+type Stats struct {
+	FayeSessions   int // Faye clients the server knows
+	MQTTClients    int // MQTT clients and kept sessions the broker knows
+	ManagersOnDuty int // across all organisations
+}
+
+// Stats returns the node's live counts.
+func (s *Server) Stats() Stats {
+	return Stats{FayeSessions: s.faye.Sessions(), MQTTClients: s.broker.Clients(), ManagersOnDuty: s.duties.Count()}
 }
 
 // HTTPAddr is the bound HTTP address.
