@@ -26,29 +26,14 @@ func fayeEnv(t *testing.T, opts ...func(*config.Config)) *env {
 	}}, opts...)...)
 }
 
-// bayeux posts a batch and returns the decoded replies (nil when the body is not JSON).
+// bayeux posts a batch (JSON unless headers set another Content-Type) and returns the decoded
+// replies (nil when the body is not JSON).
 func (e *env) bayeux(body string, headers ...string) (int, []map[string]any, http.Header) {
 	e.t.Helper()
-	ctype := "application/json"
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i] == "Content-Type" {
-			ctype = headers[i+1]
-		}
-	}
-	req, _ := http.NewRequest(http.MethodPost, e.base+"/faye", strings.NewReader(body))
-	req.Header.Set("Content-Type", ctype)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	r := e.call(http.MethodPost, "/faye", "", []byte(body), headers...)
 	var out []map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out, resp.Header
+	_ = json.Unmarshal([]byte(r.raw), &out)
+	return r.status, out, r.header
 }
 
 func (e *env) handshake(tok string) string {

@@ -451,25 +451,34 @@ func (e *Engine) identity(s *session, m bayeux.Message) (auth.Identity, *bayeux.
 	return auth.Identity{}, &required
 }
 
-func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
-	r := bayeux.ReplyTo(m)
+// subscription does what /meta/subscribe and /meta/unsubscribe share: the reply (echoing the
+// subscription field as sent), the session, and the channel names. ok false means r is the
+// error to send.
+func (e *Engine) subscription(m bayeux.Message) (r bayeux.Reply, s *session, names []string, ok bool) {
+	r = bayeux.ReplyTo(m)
 	r.Subscription = m.Subscription
 	if len(r.Subscription) == 0 {
 		r.Subscription = json.RawMessage("[]")
 	}
 	if m.ClientID == "" {
 		r.ClientID = ""
-		return r.Fail(bayeux.ParameterMissing("clientId"))
+		return r.Fail(bayeux.ParameterMissing("clientId")), nil, nil, false
 	}
-	s := e.session(m.ClientID)
-	if s == nil {
+	if s = e.session(m.ClientID); s == nil {
 		r.ClientID = ""
-		return r.Fail(bayeux.ClientUnknown(m.ClientID))
+		return r.Fail(bayeux.ClientUnknown(m.ClientID)), nil, nil, false
 	}
 	s.touch(e.now())
-	names, ok := m.Subscriptions()
+	if names, ok = m.Subscriptions(); !ok {
+		return r.Fail(bayeux.ParameterMissing("subscription")), nil, nil, false
+	}
+	return r, s, names, true
+}
+
+func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
+	r, s, names, ok := e.subscription(m)
 	if !ok {
-		return r.Fail(bayeux.ParameterMissing("subscription"))
+		return r
 	}
 	id, authErr := e.identity(s, m)
 	for _, name := range names {
@@ -524,24 +533,9 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 }
 
 func (e *Engine) unsubscribe(m bayeux.Message) bayeux.Reply {
-	r := bayeux.ReplyTo(m)
-	r.Subscription = m.Subscription
-	if len(r.Subscription) == 0 {
-		r.Subscription = json.RawMessage("[]")
-	}
-	if m.ClientID == "" {
-		r.ClientID = ""
-		return r.Fail(bayeux.ParameterMissing("clientId"))
-	}
-	s := e.session(m.ClientID)
-	if s == nil {
-		r.ClientID = ""
-		return r.Fail(bayeux.ClientUnknown(m.ClientID))
-	}
-	s.touch(e.now())
-	names, ok := m.Subscriptions()
+	r, s, names, ok := e.subscription(m)
 	if !ok {
-		return r.Fail(bayeux.ParameterMissing("subscription"))
+		return r
 	}
 	for _, name := range names {
 		if !channel.Valid(name) {
