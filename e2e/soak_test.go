@@ -43,7 +43,7 @@ func TestSoak(t *testing.T) {
 	e := start(t, func(c *config.Config) {
 		c.Limits.PostsPerMinute, c.Limits.OpensPerMinutePerIP, c.Limits.OpensPerMinutePerVisitor = 0, 0, 0
 		c.Limits.HandshakesPerMinutePerIP, c.Limits.ConnectionsPerIP = 0, 0
-		c.Faye.Timeout, c.Faye.Ping, c.Faye.IdleTimeout = 5*time.Second, time.Second, 10*time.Second
+		c.Faye.Timeout, c.Faye.Ping, c.Faye.IdleTimeout = 20*time.Second, 5*time.Second, 30*time.Second
 	})
 	runtime.GC()
 	baseGoroutines := runtime.NumGoroutine()
@@ -51,15 +51,18 @@ func TestSoak(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	baseHeap := ms.HeapAlloc
 
-	// Managers on duty over MQTT answer every visitor message by the post command.
-	const managers = 4
+	// Shops of 40 visitor workers each, with 4 managers on duty over MQTT who answer every
+	// visitor message by the post command.
+	orgs := max(1, workers/40)
+	const managersPerOrg = 4
 	var answered atomic.Int64
 	var managerClients []*client
-	for i := 0; i < managers; i++ {
-		id := fmt.Sprint("m", i)
-		m := e.mustConnect(token(t, auth.Manager, "shop", id), "soak-"+id)
-		m.mustSubscribe("orgs/shop/service/+") // on duty
-		m.mustSubscribe("orgs/shop/conversations/+")
+	soakOver := make(chan struct{})
+	for i := 0; i < orgs*managersPerOrg; i++ {
+		org, id := fmt.Sprint("shop", i%orgs), fmt.Sprint("m", i)
+		m := e.mustConnect(token(t, auth.Manager, org, id), "soak-"+id)
+		m.mustSubscribe("orgs/" + org + "/service/+") // on duty
+		m.mustSubscribe("orgs/" + org + "/conversations/+")
 		go func(m *client, id string) {
 			mine := map[string]bool{} // conversations assigned to this manager
 			for {
@@ -77,7 +80,7 @@ func TestSoak(t *testing.T) {
 					}
 					m.c.Publish(d.topic+"/post", 1, false, fmt.Sprintf(`{"content":"re: %s"}`, msg["content"]))
 					answered.Add(1)
-				case <-time.After(duration + 30*time.Second):
+				case <-soakOver:
 					return
 				}
 			}
@@ -94,17 +97,19 @@ func TestSoak(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for n := 0; time.Now().Before(deadline); n++ {
-				if err := soakCycle(e, wsURL, fmt.Sprintf("w%d-%d", w, n), &delivered); err != nil {
+				if err := soakCycle(e, wsURL, fmt.Sprint("shop", w%orgs), fmt.Sprintf("w%d-%d", w, n), &delivered); err != nil {
 					t.Errorf("worker %d cycle %d: %v", w, n, err)
 					return
 				}
 				cycles.Add(1)
+				time.Sleep(soakPause) // the next visitor arrives
 			}
 		}(w)
 	}
 	wg.Wait()
-	t.Logf("soak %s: %d workers, %d chats, %d messages delivered live, %d answers by MQTT command",
-		duration, workers, cycles.Load(), delivered.Load(), answered.Load())
+	close(soakOver)
+	t.Logf("soak %s: %d visitor workers in %d shops, %d managers, %d chats, %d messages delivered live, %d answers by MQTT command",
+		duration, workers, orgs, orgs*managersPerOrg, cycles.Load(), delivered.Load(), answered.Load())
 	if cycles.Load() == 0 {
 		t.Fatal("no chat completed")
 	}
@@ -139,17 +144,21 @@ func TestSoak(t *testing.T) {
 	}
 }
 
+// soakPause paces each visitor like a person, so that the soak is steady traffic rather than
+// a stress test of the load generator.
+const soakPause = 300 * time.Millisecond
+
 // soakCycle is one visitor's whole chat.
-func soakCycle(e *env, wsURL, visitor string, delivered *atomic.Int64) error {
-	tok := token(e.t, auth.Visitor, "shop", visitor)
+func soakCycle(e *env, wsURL, org, visitor string, delivered *atomic.Int64) error {
+	tok := token(e.t, auth.Visitor, org, visitor)
 	ws, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
 	if err != nil {
 		return err
 	}
 	defer ws.Close()
-	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
 	send := func(v string) error { return ws.WriteMessage(websocket.TextMessage, []byte(v)) }
 	read := func() ([]map[string]any, error) {
+		_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
 		var f []map[string]any
 		err := ws.ReadJSON(&f)
 		return f, err
@@ -188,6 +197,7 @@ func soakCycle(e *env, wsURL, visitor string, delivered *atomic.Int64) error {
 			return fmt.Errorf("post: %d %s", r.status, r.raw)
 		}
 		want[content], want["re: "+content] = true, true
+		time.Sleep(soakPause) // a person typing
 	}
 	for len(want) > 0 {
 		f, err := read()
