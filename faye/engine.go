@@ -642,11 +642,13 @@ func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
 	return c.Session.take()
 }
 
-// shutdownAdvice tells a client whose session ends with the server to handshake again (with
-// the next node, or this one once restarted) rather than to reconnect into a 401.
+// shutdownAdvice tells a client whose session ends with the server to reconnect after a
+// second: it then meets the next node, or this one restarted, gets "401 Unknown client" and
+// handshakes again. ("handshake" advice would skip the 401, but the official client 1.4.3
+// then never reports transport:up again and stalls — measured by the Node restart test.)
 func (e *Engine) shutdownAdvice() *bayeux.Advice {
-	interval := int64(1000)
-	return &bayeux.Advice{Reconnect: "handshake", Interval: &interval}
+	interval, timeout := int64(1000), e.cfg.Timeout.Milliseconds()
+	return &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &timeout}
 }
 
 // Stream attaches a websocket or EventSource to a session: deliveries are pushed as they come.

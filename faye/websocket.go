@@ -142,29 +142,12 @@ func (w *wsConn) pump(s *session, c *consumer) {
 			s.mu.Lock()
 			ended := s.closed
 			s.mu.Unlock()
-			switch {
-			case ended && w.h.e.closing.Load():
-				w.goingAway()
-			case ended: // disconnected or expired: Faye closes the socket too
+			if ended { // disconnected, expired, or the server stops: Faye closes the socket too
 				w.closeWith(websocket.CloseNormalClosure, "")
 			}
 			return
 		}
 	}
-}
-
-// goingAway answers the held connect with the shutdown advice, then closes with 1001.
-func (w *wsConn) goingAway() {
-	w.mu.Lock()
-	if w.held != nil {
-		w.held.Stop()
-		reply := *w.heldFor
-		reply.Advice = w.h.e.shutdownAdvice()
-		w.writeLocked(bayeux.EncodeBatch([]bayeux.Reply{reply}, nil))
-		w.held, w.heldFor = nil, nil
-	}
-	w.mu.Unlock()
-	w.closeWith(websocket.CloseGoingAway, "server shutting down")
 }
 
 func (w *wsConn) write(frame []byte) bool {
