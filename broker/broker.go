@@ -177,8 +177,6 @@ func (h *dropHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.ending.Del
 // server's own inline client excluded.
 func (b *Broker) Clients() int { return b.srv.Clients.Len() - 1 }
 
-// Dropped is the number of messages dropped on full client queues since start.
-func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
 
 // Addr is the bound MQTT address, once started.
 func (b *Broker) Addr() net.Addr {

@@ -259,8 +259,8 @@ func (s *Service) chooseManager(ctx context.Context, org string) (string, error)
 	return "", newErr(KindOffline, "chat_offline", "%s", msg)
 }
 
-// ValidateContent checks a message body: non-blank, valid UTF-8, at most limit characters.
-func ValidateContent(content string, limit int) error {
+// validateContent checks a message body: non-blank, valid UTF-8, at most limit characters.
+func validateContent(content string, limit int) error {
 	switch {
 	case !utf8.ValidString(content):
 		return Invalid("invalid_content", "content must be valid UTF-8")
@@ -313,7 +313,7 @@ func (s *Service) PostMessage(ctx context.Context, id auth.Identity, convID, con
 	if !validClientMessageID(clientMessageID) {
 		return store.Message{}, false, Invalid("invalid_client_message_id", "client_message_id must be at most %d bytes of printable UTF-8", MaxClientMessageIDBytes)
 	}
-	if err := ValidateContent(content, s.cfg.ContentChars); err != nil {
+	if err := validateContent(content, s.cfg.ContentChars); err != nil {
 		return store.Message{}, false, err
 	}
 	if c.Status != store.StatusOpen {

@@ -89,7 +89,6 @@ type Engine struct {
 	sessions map[string]*session
 	idx      *index
 
-	dropped atomic.Uint64
 	closing atomic.Bool // the server is shutting down: sessions end, clients should re-handshake
 }
 
@@ -172,15 +171,11 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 			// A client that cannot keep up is ended rather than left with a silent gap: its
 			// next connect gets "401 Unknown client", it handshakes again, and catches up from
 			// the history API (see the README's reconnect recipe).
-			e.dropped.Add(1)
 			e.log.Warn("faye: client queue full, ending the session", "client", s.id, "queue", e.cfg.MaxQueue, "topic", topic)
 			go e.destroy(s) // not here: this runs inside the broker's publish
 		}
 	})
 }
-
-// Overflows is the number of sessions ended because their queue overflowed, since start.
-func (e *Engine) Overflows() uint64 { return e.dropped.Load() }
 
 // encodePayload turns an MQTT payload into a Bayeux delivery: JSON as is, other UTF-8 text as
 // a JSON string.
