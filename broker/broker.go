@@ -177,7 +177,6 @@ func (h *dropHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.ending.Del
 // server's own inline client excluded.
 func (b *Broker) Clients() int { return b.srv.Clients.Len() - 1 }
 
-
 // Addr is the bound MQTT address, once started.
 func (b *Broker) Addr() net.Addr {
 	if b.ln == nil {
