@@ -43,10 +43,7 @@ func remoteIP(cl *mqtt.Client) string {
 // OnConnect refuses a connection from an address that holds its maximum already. The slot is
 // taken once the session is established (a refused login must not hold one).
 func (h *limitHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
-	if h.conns == nil {
-		return nil
-	}
-	if !h.conns.Acquire(remoteIP(cl)) {
+	if h.conns.Full(remoteIP(cl)) {
 		code := packets.ErrServerUnavailable // MQTT 3.1.1 has no "quota exceeded"
 		if cl.Properties.ProtocolVersion == 5 {
 			code = packets.ErrQuotaExceeded
@@ -54,18 +51,17 @@ func (h *limitHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 		_ = h.sendConnack(cl, code, false, nil)
 		return code
 	}
-	h.conns.Release(remoteIP(cl)) // probe only: counted from OnSessionEstablished
 	return nil
 }
 
 func (h *limitHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	if h.conns != nil && !cl.Net.Inline {
+	if !cl.Net.Inline {
 		h.conns.Acquire(remoteIP(cl))
 	}
 }
 
 func (h *limitHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if h.conns != nil && !cl.Net.Inline {
+	if !cl.Net.Inline {
 		h.conns.Release(remoteIP(cl))
 	}
 }

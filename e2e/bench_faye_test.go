@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/config"
 )
 
 // BenchmarkFayeFirstMessage measures, per transport, the time from a client's handshake to its
@@ -25,7 +25,8 @@ import (
 //
 //	go test ./e2e -run '^$' -bench FayeFirstMessage -benchtime 200x
 func BenchmarkFayeFirstMessage(b *testing.B) {
-	e := start(b)
+	// Thousands of handshakes from one address: the per-address limits are raised.
+	e := start(b, func(c *config.Config) { c.Limits.HandshakesPerMinutePerIP, c.Limits.ConnectionsPerIP = 0, 0 })
 	sTok := token(b, auth.Service, "shop", "s")
 	publish := func(ch string) {
 		_, r, _ := e.bayeux(`[{"channel":"` + ch + `","data":{"hi":1},"ext":{"token":"` + sTok + `"}}]`)
@@ -139,16 +140,12 @@ func BenchmarkFayeFirstMessage(b *testing.B) {
 //	go test ./e2e -run '^$' -bench FayeIdleWebsocketMemory -benchtime 1x
 func BenchmarkFayeIdleWebsocketMemory(b *testing.B) {
 	const clients = 1000
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "chat-server")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/chat-server").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHAT_HTTP_ADDR=127.0.0.1:0", "CHAT_MQTT_ADDR=127.0.0.1:0", "CHAT_AUTH_JWT_SECRET="+secret, "CHAT_LOG_LEVEL=warn")
+	cmd := exec.Command(buildServer(b))
+	cmd.Dir = b.TempDir()
+	cmd.Env = append(os.Environ(), "CHAT_HTTP_ADDR=127.0.0.1:0", "CHAT_MQTT_ADDR=127.0.0.1:0", "CHAT_AUTH_JWT_SECRET="+secret,
+		// A load from one address: the per-address limits are raised, as load tests do.
+		"CHAT_LIMITS_HANDSHAKES_PER_MINUTE_PER_IP=0", "CHAT_LIMITS_CONNECTIONS_PER_IP=0")
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Env = append(cmd.Env, "CHAT_LOG_LEVEL=info")
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -22,13 +22,8 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary: skipped in -short mode")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "chat-server")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/chat-server")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	work := filepath.Join(dir, "work")
+	bin := buildServer(t)
+	work := filepath.Join(t.TempDir(), "work")
 	if err := os.Mkdir(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -121,11 +116,7 @@ func TestBinaryRefusesBadConfig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary: skipped in -short mode")
 	}
-	bin := filepath.Join(t.TempDir(), "chat-server")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/chat-server").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin)
+	cmd := exec.Command(buildServer(t))
 	cmd.Env = append(os.Environ(), "CHAT_API_MAX_MESSAGES_COUNT=lots")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "CHAT_API_MAX_MESSAGES_COUNT") {

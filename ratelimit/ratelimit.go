@@ -108,6 +108,16 @@ func (c *Counter) Acquire(key string) bool {
 	return true
 }
 
+// Full reports whether key holds max already (without taking a slot).
+func (c *Counter) Full(key string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key] >= c.max
+}
+
 // Release gives a slot of key back.
 func (c *Counter) Release(key string) {
 	if c == nil {

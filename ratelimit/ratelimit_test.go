@@ -45,7 +45,7 @@ func TestLimiterMemoryBounded(t *testing.T) {
 
 func TestCounter(t *testing.T) {
 	c := NewCounter(2)
-	if !c.Acquire("ip") || !c.Acquire("ip") || c.Acquire("ip") {
+	if !c.Acquire("ip") || c.Full("ip") || !c.Acquire("ip") || !c.Full("ip") || c.Acquire("ip") {
 		t.Fatal("max 2")
 	}
 	if !c.Acquire("other") {
@@ -62,7 +62,7 @@ func TestCounter(t *testing.T) {
 		t.Fatalf("empty keys kept: %v", c.n)
 	}
 	var off *Counter = NewCounter(0)
-	if !off.Acquire("x") {
+	if !off.Acquire("x") || off.Full("x") {
 		t.Fatal("a limit of 0 must be off")
 	}
 	off.Release("x")

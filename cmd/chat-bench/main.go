@@ -7,6 +7,9 @@
 //
 // With -secret, clients authenticate with tokens signed by it (this server); without, they
 // connect anonymously (a reference broker configured to allow it).
+//
+// All the load comes from one address: start this server with the per-address limits raised
+// (CHAT_LIMITS_CONNECTIONS_PER_IP=0 and, for Faye, CHAT_LIMITS_HANDSHAKES_PER_MINUTE_PER_IP=0).
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 )
 
 const usage = `chat-bench: load scenarios against a running server (loopback only).
+All load comes from one address: run this server with CHAT_LIMITS_CONNECTIONS_PER_IP=0.
 
   chat-bench mqtt-fanout -addr HOST:PORT -pid PID [-subs 100] [-msgs 20000] [-size 200] [-secret S]
       one publisher, -subs subscribers of one topic, QoS 0, flat out: deliveries/s, latency,
