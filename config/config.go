@@ -157,15 +157,6 @@ func decode(b []byte, c *Config) error {
 	return nil
 }
 
-// Keys lists every configuration key with its environment variable, in declaration order.
-func Keys() [][2]string {
-	var out [][2]string
-	walk(reflect.TypeOf(Config{}), "", func(key string, _ []int) {
-		out = append(out, [2]string{key, EnvName(key)})
-	}, nil)
-	return out
-}
-
 // EnvName is the environment variable that overrides key.
 func EnvName(key string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))

@@ -36,9 +36,6 @@ type ACL interface {
 // Disconnector ends a client's connection with a reason (the broker's DisconnectClient).
 type Disconnector func(cl *mqtt.Client, code packets.Code) error
 
-// aclTimeout bounds one ACL decision that needs the store.
-const aclTimeout = 2 * time.Second
-
 // Hook is the authentication and ACL hook.
 type Hook struct {
 	mqtt.HookBase
@@ -111,8 +108,9 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if err != nil || org != id.Org {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), aclTimeout)
-	defer cancel()
+	// No timer of its own: this runs for every delivery, and the store already bounds each of
+	// its calls (mongo.timeout); most decisions come from the conversation cache anyway.
+	ctx := context.Background()
 	if write {
 		err = h.acl.CanPublish(ctx, id, name)
 	} else {
