@@ -66,6 +66,8 @@ type Broker struct {
 	dropped atomic.Uint64
 	// inlineIDs numbers inline subscriptions: mochi keys them by id across all filters.
 	inlineIDs atomic.Int64
+
+	counters counters
 }
 
 // New returns a broker; add hooks, then Start it.
@@ -93,7 +95,7 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 func (b *Broker) Start() error {
 	limits := &limitHook{conns: ratelimit.NewCounter(b.cfg.MaxConnsPerIP), maxSubs: b.cfg.MaxSubscriptions, sendConnack: b.srv.SendConnack}
 	drops := &dropHook{b: b, disconnect: b.srv.DisconnectClient}
-	for _, h := range []mqtt.Hook{drops, &resendOrder{clients: b.srv.Clients}, limits} {
+	for _, h := range []mqtt.Hook{drops, &resendOrder{clients: b.srv.Clients}, limits, &statsHook{c: &b.counters}} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return fmt.Errorf("add broker hook %s: %w", h.ID(), err)
 		}
@@ -166,6 +168,7 @@ func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	if _, already := h.ending.LoadOrStore(cl, true); already || cl.Net.Inline {
 		return
 	}
+	h.b.counters.cut.Add(1)
 	h.b.log.Warn("mqtt client queue full: disconnecting it", "client", cl.ID, "topic", pk.TopicName, "dropped_total", n)
 	// Not in this goroutine: it is the publisher's, and the client's socket is the slow part.
 	go func() { _ = h.disconnect(cl, packets.ErrQuotaExceeded) }()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -32,6 +33,7 @@ type Config struct {
 	API             API           `yaml:"api"`
 	Limits          Limits        `yaml:"limits"`
 	Log             Log           `yaml:"log"`
+	Metrics         Metrics       `yaml:"metrics"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -120,6 +122,16 @@ type Limits struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Enabled bool   `yaml:"enabled"`
+	Path    string `yaml:"path"`
+	// Addr serves the endpoint on its own listener; empty: on http.addr.
+	Addr string `yaml:"addr"`
+	// AllowedIPs are the networks (CIDR) or addresses that may scrape.
+	AllowedIPs []string `yaml:"allowed_ips"`
 }
 
 // Load returns the defaults, overlaid with the file at path (when not empty), overlaid with the
@@ -277,5 +289,27 @@ func (c *Config) Validate() error {
 		check(false, "log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	check(c.Log.Format == "json" || c.Log.Format == "text", "log.format", "must be json or text, got %q", c.Log.Format)
+	if c.Metrics.Enabled {
+		check(strings.HasPrefix(c.Metrics.Path, "/") && c.Metrics.Path != c.Faye.Mount && !strings.HasPrefix(c.Metrics.Path, c.Faye.Mount+"/") && c.Metrics.Path != c.MQTT.WSPath,
+			"metrics.path", "must be a path such as /metrics, outside faye.mount and other than mqtt.ws_path, got %q", c.Metrics.Path)
+		check(len(c.Metrics.AllowedIPs) > 0, "metrics.allowed_ips", "must list who may scrape (e.g. 10.0.0.0/8; 0.0.0.0/0 and ::/0 for anyone), or set metrics.enabled false")
+		for _, ip := range c.Metrics.AllowedIPs {
+			_, err := ParseNet(ip)
+			check(err == nil, "metrics.allowed_ips", "%q is neither an address nor a network such as 10.0.0.0/8", ip)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// ParseNet parses a network in CIDR notation, or a single address as a network of one.
+func ParseNet(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

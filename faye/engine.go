@@ -90,6 +90,8 @@ type Engine struct {
 	idx      *index
 
 	closing atomic.Bool // the server is shutting down: sessions end, clients should re-handshake
+
+	counters counters
 }
 
 // New returns an engine. Feed it the broker's publishes through Deliver, and run Run.
@@ -167,7 +169,14 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 		if encodeErr != nil {
 			return
 		}
-		if s.deliver(msg, e.cfg.MaxQueue) && s.markOverflow() {
+		dropped := s.deliver(msg, e.cfg.MaxQueue)
+		if !dropped {
+			e.counters.delivered.Add(1)
+			return
+		}
+		e.counters.dropped.Add(1)
+		if s.markOverflow() {
+			e.counters.overflowed.Add(1)
 			// A client that cannot keep up is ended rather than left with a silent gap: its
 			// next connect gets "401 Unknown client", it handshakes again, and catches up from
 			// the history API (see the README's reconnect recipe).
@@ -381,6 +390,7 @@ func (e *Engine) connect(m bayeux.Message, transport string) (bayeux.Reply, *Con
 		return r, nil
 	}
 	s.touch(e.now())
+	s.setTransport(m.ConnectionType)
 	e.rejoinDuty(s)
 	r.Successful = true
 	r.Advice = e.advice()

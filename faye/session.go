@@ -33,6 +33,7 @@ type session struct {
 	consumer    *consumer
 	closed      bool
 	overflowed  bool
+	transport   string // connection type of the last /meta/connect
 }
 
 // markOverflow records that the queue overflowed; true the first time only.

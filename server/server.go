@@ -19,6 +19,7 @@ import (
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/config"
 	"github.com/convead/chat-server/faye"
+	"github.com/convead/chat-server/metrics"
 	"github.com/convead/chat-server/mqttws"
 	"github.com/convead/chat-server/origin"
 	"github.com/convead/chat-server/plugins/commands"
@@ -45,6 +46,9 @@ type Server struct {
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
+	// metrics is nil when metrics.enabled is false; metricsAddr is its own listener's.
+	metrics     *metrics.Metrics
+	metricsAddr net.Addr
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -56,6 +60,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	mx := newMetrics(cfg, log)
+	if mx != nil {
+		st = mx.Store(st)
 	}
 	duties := presence.NewRegistry()
 	tlsConfig, err := mqttTLS(cfg)
@@ -107,6 +115,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	})
 	app.Server().HeaderReceived = faye.RequestConfig
 	app.Server().MaxConnsPerIP = cfg.Limits.ConnectionsPerIP
+	if mx != nil {
+		app.Use(mx.Middleware) // first: it times and sees the status of everything after it
+	}
 	app.Use(recover.New())
 	origins := origin.NewRegistry(origin.NewPolicy(cfg.HTTP.AllowedOrigins))
 	orgs, err := st.Orgs(ctx)
@@ -138,6 +149,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
+	if mx != nil {
+		if err := mx.Watch(metrics.Sources{Faye: engine, Broker: b, Duty: duties}); err != nil {
+			_ = st.Close(ctx)
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	mountMetrics(app, cfg, mx)
 	if cfg.MQTT.WSPath != "" {
 		mqttws.Register(app, cfg.MQTT.WSPath, b, origins, cfg.Limits.WSFrameBytes, log.With("component", "mqtt-ws"))
 	}
@@ -150,7 +168,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			"broker": func(context.Context) error { return b.Ready() },
 		},
 	}, log.With("component", "api"))
-	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1)}, nil
+	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1), metrics: mx}, nil
 }
 
 func mqttTLS(cfg *config.Config) (*tls.Config, error) {
@@ -199,6 +217,11 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen HTTP on %s (http.addr): %w", s.cfg.HTTP.Addr, err)
 	}
 	s.httpLn = ln
+	if err := s.startMetrics(); err != nil {
+		_ = ln.Close()
+		_ = s.broker.Close()
+		return err
+	}
 	fctx, stop := context.WithCancel(context.Background())
 	s.stopFaye, s.fayeDone = stop, make(chan struct{})
 	go func() { defer close(s.fayeDone); s.faye.Run(fctx) }()
@@ -239,6 +262,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop HTTP: %w", err))
+	}
+	if err := s.stopMetrics(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.broker.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop broker: %w", err))
