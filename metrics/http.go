@@ -35,12 +35,14 @@ func routeLabel(own, r *fiber.Route) string {
 	return r.Path
 }
 
-// methodLabel keeps the standard methods; anything else is "other".
+// methodLabel keeps the standard methods; anything else is "other". It returns constants:
+// the request's own string may alias a buffer fasthttp reuses.
 func methodLabel(m string) string {
-	switch m {
-	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
-		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
-		return m
+	for _, std := range []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace} {
+		if m == std {
+			return std
+		}
 	}
 	return "other"
 }
