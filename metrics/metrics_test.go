@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -322,3 +323,63 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 }
 
 func typeName(t dto.MetricType) string { return strings.ToLower(t.String()) }
+
+// TestGrafanaDashboard checks that the dashboard is valid JSON with a Prometheus data source
+// variable, and that every chat_ metric its queries use exists.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/grafana/chat-server.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Templating struct {
+			List []struct{ Name, Type, Query any }
+		}
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard is not valid JSON: %v", err)
+	}
+	hasDS := false
+	for _, v := range dash.Templating.List {
+		hasDS = hasDS || (v.Type == "datasource" && v.Query == "prometheus")
+	}
+	if !hasDS {
+		t.Error("no Prometheus data source variable")
+	}
+	m := watched(t)
+	m.http.WithLabelValues("GET", "/", "2xx").Observe(0)
+	m.store.WithLabelValues("ping", "ok").Observe(0)
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, f := range families {
+		known[f.GetName()] = true
+	}
+	name := regexp.MustCompile(`\b(chat|go|process)_[a-z_]+`)
+	exprs := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			exprs++
+			for _, n := range name.FindAllString(target.Expr, -1) {
+				base := n
+				for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+					if s, ok := strings.CutSuffix(n, suffix); ok && known[s] {
+						base = s
+					}
+				}
+				if !known[base] {
+					t.Errorf("panel %q queries %s, which the server does not export", p.Title, n)
+				}
+			}
+		}
+	}
+	if exprs < 10 {
+		t.Errorf("only %d queries", exprs)
+	}
+}
