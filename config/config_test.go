@@ -66,6 +66,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{env: map[string]string{"CHAT_LOG_LEVEL": "loud"}, want: "log.level"},
 		{env: map[string]string{"CHAT_HTTP_READ_TIMEOUT": "soon"}, want: "CHAT_HTTP_READ_TIMEOUT"},
 		{file: "htp:\n  addr: x\n", want: "htp"},
+		{env: map[string]string{"CHAT_METRICS_PATH": "/faye/metrics"}, want: "metrics.path (CHAT_METRICS_PATH)"},
+		{env: map[string]string{"CHAT_METRICS_ALLOWED_IPS": "10.0.0.0/8,intranet"}, want: "metrics.allowed_ips (CHAT_METRICS_ALLOWED_IPS)"},
+		{env: map[string]string{"CHAT_METRICS_ALLOWED_IPS": ""}, want: "metrics.allowed_ips"},
 	}
 	for _, tc := range cases {
 		path := ""
@@ -79,6 +82,24 @@ func TestErrorsNameTheKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load(%v, %q) error = %v, want one naming %q", tc.env, tc.file, err, tc.want)
 		}
+	}
+}
+
+func TestParseNet(t *testing.T) {
+	for in, want := range map[string]string{"10.1.2.3/8": "10.0.0.0/8", "192.0.2.7": "192.0.2.7/32", "::1": "::1/128", "fc00::/7": "fc00::/7"} {
+		got, err := ParseNet(in)
+		if err != nil || got.String() != want {
+			t.Errorf("ParseNet(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "intranet", "10.0.0.0/33", "300.1.1.1"} {
+		if _, err := ParseNet(in); err == nil {
+			t.Errorf("ParseNet(%q) accepted", in)
+		}
+	}
+	// Metrics off: their keys are not checked.
+	if _, err := Load("", env(map[string]string{"CHAT_METRICS_ENABLED": "false", "CHAT_METRICS_ALLOWED_IPS": ""})); err != nil {
+		t.Errorf("metrics off: %v", err)
 	}
 }
 
