@@ -26,6 +26,7 @@ const EnvPrefix = "CHAT_"
 type Config struct {
 	DataDir         string        `yaml:"data_dir"`
 	HTTP            HTTP          `yaml:"http"`
+	Metrics         Metrics       `yaml:"metrics"`
 	MQTT            MQTT          `yaml:"mqtt"`
 	Mongo           Mongo         `yaml:"mongo"`
 	Faye            Faye          `yaml:"faye"`
@@ -33,7 +34,6 @@ type Config struct {
 	API             API           `yaml:"api"`
 	Limits          Limits        `yaml:"limits"`
 	Log             Log           `yaml:"log"`
-	Metrics         Metrics       `yaml:"metrics"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -45,6 +45,16 @@ type HTTP struct {
 	ReadTimeout    time.Duration `yaml:"read_timeout"`
 	WriteTimeout   time.Duration `yaml:"write_timeout"`
 	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Enabled bool   `yaml:"enabled"`
+	Path    string `yaml:"path"`
+	// Addr serves the endpoint on its own listener; empty: on http.addr.
+	Addr string `yaml:"addr"`
+	// AllowedIPs are the networks (CIDR) or addresses that may scrape.
+	AllowedIPs []string `yaml:"allowed_ips"`
 }
 
 // MQTT configures the embedded broker's TCP listener.
@@ -122,16 +132,6 @@ type Limits struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
-}
-
-// Metrics configures the Prometheus endpoint.
-type Metrics struct {
-	Enabled bool   `yaml:"enabled"`
-	Path    string `yaml:"path"`
-	// Addr serves the endpoint on its own listener; empty: on http.addr.
-	Addr string `yaml:"addr"`
-	// AllowedIPs are the networks (CIDR) or addresses that may scrape.
-	AllowedIPs []string `yaml:"allowed_ips"`
 }
 
 // Load returns the defaults, overlaid with the file at path (when not empty), overlaid with the

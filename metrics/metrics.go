@@ -30,6 +30,7 @@ type Metrics struct {
 	allowed []netip.Prefix
 	log     *slog.Logger
 	srv     *http.Server // the own listener, when metrics.addr is set
+	addr    net.Addr
 }
 
 // New returns a registry holding the Go and process collectors, the build info and the
@@ -133,6 +134,7 @@ func (m *Metrics) Listen(addr, path string) (net.Addr, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(path, m.Handler())
+	m.addr = ln.Addr()
 	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
 		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -141,6 +143,9 @@ func (m *Metrics) Listen(addr, path string) (net.Addr, error) {
 	}()
 	return ln.Addr(), nil
 }
+
+// Addr is the own listener's address; nil when there is none.
+func (m *Metrics) Addr() net.Addr { return m.addr }
 
 // Close stops the own listener, if any, letting scrapes in flight finish within ctx.
 func (m *Metrics) Close(ctx context.Context) error {

@@ -34,32 +34,31 @@ func mountMetrics(app *fiber.App, cfg *config.Config, m *metrics.Metrics) {
 
 // startMetrics opens the own listener (metrics.addr), if configured.
 func (s *Server) startMetrics() error {
-	if s.metrics == nil || s.cfg.Metrics.Addr == "" {
+	if s.mx == nil || s.cfg.Metrics.Addr == "" {
 		return nil
 	}
-	addr, err := s.metrics.Listen(s.cfg.Metrics.Addr, s.cfg.Metrics.Path)
+	addr, err := s.mx.Listen(s.cfg.Metrics.Addr, s.cfg.Metrics.Path)
 	if err != nil {
 		return err
 	}
-	s.metricsAddr = addr
 	s.log.Info("metrics listening", "addr", addr.String(), "path", s.cfg.Metrics.Path)
 	return nil
 }
 
 func (s *Server) stopMetrics(ctx context.Context) error {
-	if s.metrics == nil {
+	if s.mx == nil {
 		return nil
 	}
-	return s.metrics.Close(ctx)
+	return s.mx.Close(ctx)
 }
 
 // MetricsURL is where the metrics are served: their own listener, or the HTTP port; empty
 // when metrics are off.
 func (s *Server) MetricsURL() string {
-	if s.metrics == nil {
+	if s.mx == nil {
 		return ""
 	}
-	addr := s.metricsAddr
+	addr := s.mx.Addr()
 	if addr == nil {
 		addr = s.HTTPAddr()
 	}

@@ -41,14 +41,12 @@ type Server struct {
 	app    *fiber.App
 	faye   *faye.Engine
 	duties *presence.Registry
+	mx     *metrics.Metrics // nil when metrics.enabled is false
 	httpLn net.Listener
 	served chan error
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
-	// metrics is nil when metrics.enabled is false; metricsAddr is its own listener's.
-	metrics     *metrics.Metrics
-	metricsAddr net.Addr
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -168,7 +166,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			"broker": func(context.Context) error { return b.Ready() },
 		},
 	}, log.With("component", "api"))
-	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1), metrics: mx}, nil
+	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1), mx: mx}, nil
 }
 
 func mqttTLS(cfg *config.Config) (*tls.Config, error) {
