@@ -59,7 +59,7 @@ func newLive(src Sources) *live {
 		mqttDropped:     desc("mqtt_dropped_total", "Messages dropped because an MQTT client's queue was full (mqtt.queue_per_client)."),
 		mqttCut:         desc("mqtt_overflow_disconnects_total", "MQTT clients disconnected because their queue overflowed."),
 		publishes:       desc("broker_publishes_total", "Publishes routed by the broker, by source: mqtt_client, or server (REST, Faye, chat events).", "source"),
-		onDuty:          desc("managers_on_duty", "Managers on duty, per organisation that has any.", "org"),
+		onDuty:          desc("managers_on_duty", "Managers on duty through this node's connections, per organisation that has any.", "org"),
 	}
 }
 

@@ -268,7 +268,7 @@ chat_mqtt_clients{listener="ws"} 1
 # TYPE chat_broker_publishes_total counter
 chat_broker_publishes_total{source="mqtt_client"} 8
 chat_broker_publishes_total{source="server"} 12
-# HELP chat_managers_on_duty Managers on duty, per organisation that has any.
+# HELP chat_managers_on_duty Managers on duty through this node's connections, per organisation that has any.
 # TYPE chat_managers_on_duty gauge
 chat_managers_on_duty{org="other"} 1
 chat_managers_on_duty{org="shop"} 2
