@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -47,9 +46,12 @@ func methodLabel(m string) string {
 	return "other"
 }
 
+var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// statusClass is "2xx" and so on, without allocating.
 func statusClass(code int) string {
 	if code < 100 || code > 599 {
-		return "other"
+		return statusClasses[0]
 	}
-	return strconv.Itoa(code/100) + "xx"
+	return statusClasses[code/100]
 }
