@@ -72,6 +72,9 @@ export class Api {
 // reports the transport's state ('up' or 'down') to onState.
 export function connect(token, onState) {
   const mount = document.querySelector('meta[name="faye-mount"]').content;
+  if (typeof Faye === 'undefined') {
+    throw new Error(`The Faye client did not load from ${mount}/client.js: is the server's faye.client_js_path set to a missing file?`);
+  }
   const client = new Faye.Client(location.origin + mount);
   client.addExtension({
     outgoing(message, callback) {
@@ -108,6 +111,13 @@ export function el(tag, attrs = {}, ...children) {
 export function clientMessageId() {
   return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }
+
+// remembered keeps a small JSON value per tab (the conversations on screen), so that a
+// reload finds them again.
+export const remembered = {
+  get(key) { try { return JSON.parse(sessionStorage.getItem(key)) || null; } catch { return null; } },
+  set(key, value) { sessionStorage.setItem(key, JSON.stringify(value)); },
+};
 
 export function timeOf(iso) {
   const d = new Date(iso);

@@ -65,6 +65,9 @@ export class Conversation {
     if (!m || !m.id) return;
     const known = this.messages.get(m.id);
     if (known) {
+      // Copies of a message arrive in any order (the post's reply, the live event, a receipt):
+      // the only change a message sees is being read, so an older copy changes nothing.
+      if (known.message.read || !m.read) return;
       known.message = m;
       known.node.replaceWith(known.node = this.render(m));
     } else {

@@ -1,6 +1,6 @@
 // The manager console: sign in with a token, go on or off duty (holding /service/*), see the
 // conversations assigned to you arrive live, chat in them, close them.
-import { Api, claims, connect, el, pageToken, subscribe } from './api.js';
+import { Api, claims, connect, el, pageToken, remembered, subscribe } from './api.js';
 import { Conversation } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
@@ -39,7 +39,12 @@ function signIn(token) {
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
-  session = new Session(token, me);
+  try {
+    session = new Session(token, me);
+  } catch (err) {
+    showSignIn(err.message);
+    return;
+  }
   $('signin').hidden = true;
   $('desk').hidden = false;
   $('session').hidden = false;
@@ -79,6 +84,14 @@ class Session {
     $('conversations').replaceChildren();
     this.select(null);
     this.connection('idle');
+    // The conversations this tab showed before a reload come back, oldest first.
+    this.memory = `console-threads:${me.org}:${me.sub}`;
+    for (const conv of (remembered.get(this.memory) || []).reverse()) this.add(conv).catch((err) => this.error(err));
+  }
+
+  remember() {
+    const convs = [...this.threads.values()].filter((t) => t.view.conv).map((t) => t.view.conv);
+    remembered.set(this.memory, convs.reverse().slice(0, 30));
   }
 
   end() {
@@ -88,7 +101,7 @@ class Session {
   }
 
   connection(state) {
-    const label = { idle: 'Not connected', up: 'Connected', down: 'Reconnecting…' }[state];
+    const label = { idle: 'Not connected yet', up: 'Connected', down: 'Reconnecting…' }[state];
     $('connection').dataset.state = state;
     $('connection').textContent = label;
     // Back after a cut: fetch what was posted meanwhile (live delivery is at most once).
@@ -152,6 +165,9 @@ class Session {
     t.item.classList.toggle('closed', view.closed);
     t.item.dataset.conversation = view.id || '';
     if (t === this.selected) this.header();
+    const unread = [...this.threads.values()].reduce((n, x) => n + x.view.unread, 0);
+    document.title = unread > 0 ? `(${unread}) Chat console` : 'Chat console';
+    this.remember();
   }
 
   select(t) {

@@ -1,7 +1,7 @@
 // The visitor's chat widget on a shop page: a bubble that opens a chat panel. The conversation
 // is opened on the first message (the server assigns an on-duty manager), then both sides
 // chat live; a closed conversation is followed by a new one when the visitor writes again.
-import { Api, claims, connect, pageToken, subscribe } from './api.js';
+import { Api, claims, connect, pageToken, remembered, subscribe } from './api.js';
 import { Conversation } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
@@ -40,7 +40,11 @@ function signIn(token) {
   sessionStorage.setItem(TOKEN_KEY, token);
   $('signin').hidden = true;
   $('chat').hidden = false;
-  widget = new Widget(token, me);
+  try {
+    widget = new Widget(token, me);
+  } catch (err) {
+    showSignIn(err.message);
+  }
 }
 
 class Widget {
@@ -66,6 +70,10 @@ class Widget {
       if (d && d.entity === 'conversation' && d.conversation) this.view.attach(d.conversation).catch((err) => this.error(err));
     }).catch((err) => this.error(err));
     this.setVisible(!$('panel').hidden);
+    // After a reload, the conversation this tab had comes back with its history.
+    this.memory = `demo-conversation:${me.org}:${me.sub}`;
+    const conv = remembered.get(this.memory);
+    if (conv) this.view.attach(conv).catch(() => remembered.set(this.memory, null));
   }
 
   setVisible(visible) { this.view.setActive(visible); }
@@ -77,6 +85,7 @@ class Widget {
   }
 
   changed() {
+    if (this.view.conv) remembered.set(this.memory, this.view.conv);
     $('bubble-badge').textContent = this.view.unread > 0 ? String(this.view.unread) : '';
     if (this.view.closed) this.view.notice.textContent = 'This conversation was closed. Write again to start a new one.';
   }
