@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { repoRoot, startServer } from './lib.mjs';
+import { repoRoot, startServer, token } from './lib.mjs';
 
 const artifacts = path.join(repoRoot, 'e2e', 'artifacts');
 
@@ -50,6 +50,26 @@ describe('console and demo page', () => {
   after(async () => {
     await browser?.close();
     await srv?.stop();
+  });
+
+  test('the console says so when the token is not accepted', async () => {
+    const ctx = await browser.newContext();
+    try {
+      const page = await ctx.newPage();
+      // Signed with another key: the page cannot tell, the server refuses the handshake.
+      const forged = token('manager', 'demo', 'anna', 3600, 'not-the-server-secret-not-the-server-secret');
+      await page.goto(`${srv.base}/console#token=${forged}`);
+      await page.getByRole('switch', { name: 'On duty' }).check();
+      await page.locator('#duty-help', { hasText: 'Could not go on duty' }).waitFor({ timeout: 20000 });
+      assert.equal(await page.getByRole('switch', { name: 'On duty' }).isChecked(), false);
+      // A visitor token is refused at once.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Manager token').fill(token('visitor', 'demo', 'v1'));
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.locator('#signin-error', { hasText: 'needs a manager token' }).waitFor();
+    } finally {
+      await ctx.close();
+    }
   });
 
   test('a manager and a visitor chat between the console and the demo page', async (t) => {

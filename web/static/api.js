@@ -88,10 +88,18 @@ export function connect(token, onState) {
 }
 
 // subscribe resolves, once the server accepted it, with a handle to cancel the subscription.
-// (Not the subscription itself: it is a thenable, which a promise would unwrap.)
-export function subscribe(client, channel, onMessage) {
+// (Not the subscription itself: it is a thenable, which a promise would unwrap.) A client
+// whose handshake is refused (a bad token) never hears back: that fails after timeoutMs.
+export function subscribe(client, channel, onMessage, timeoutMs = 10000) {
   const sub = client.subscribe(channel, onMessage);
-  return new Promise((resolve, reject) => sub.then(() => resolve({ cancel: () => sub.cancel() }), reject));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sub.cancel();
+      reject(new Error('the server did not accept the subscription: is the token valid?'));
+    }, timeoutMs);
+    sub.then(() => { clearTimeout(timer); resolve({ cancel: () => sub.cancel() }); },
+      (err) => { clearTimeout(timer); reject(err); });
+  });
 }
 
 // el builds an element: el('p', { class: 'x', onclick: f }, 'text', child…). Text is always
