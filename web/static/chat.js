@@ -58,6 +58,7 @@ export class Conversation {
     this.notice.textContent = this.closed ? `The conversation was closed.` : '';
     this.node.classList.toggle('closed', this.closed);
     this.onChange(this);
+    this.list.scrollTop = this.list.scrollHeight; // the notice took room from the list
   }
 
   // show adds or updates a message (history, live, receipt or catch-up alike).
