@@ -55,7 +55,7 @@ export class Conversation {
 
   update(conv) {
     this.conv = Object.assign({}, this.conv, conv);
-    this.notice.textContent = this.closed ? `The conversation was closed.` : '';
+    this.notice.textContent = this.closed ? 'The conversation was closed.' : '';
     this.node.classList.toggle('closed', this.closed);
     this.onChange(this);
     this.list.scrollTop = this.list.scrollHeight; // the notice took room from the list
