@@ -9,6 +9,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 )
 
 // sessionStore is mochi's bbolt storage hook with one fix: in v2.7.9 it stores in-flight
@@ -29,6 +30,15 @@ func (s sessionStore) StoredInflightMessages() ([]storage.Message, error) {
 	}
 	return msgs, err
 }
+
+// OnSysInfoTick stores nothing. The $SYS statistics are closed to every client, and mochi's
+// hook writes them from the event loop without a lock while Stop clears its database on
+// another goroutine (a data race at every shutdown that meets a tick).
+func (s sessionStore) OnSysInfoTick(*system.Info) {}
+
+// StoredSysInfo has nothing to restore, since nothing is stored (mochi's hook would log an
+// error at every start for the missing record).
+func (s sessionStore) StoredSysInfo() (storage.SystemInfo, error) { return storage.SystemInfo{}, nil }
 
 // packetIDFromKey reads the packet id after the last ':' of an in-flight key; 0 if none.
 func packetIDFromKey(key string) uint16 {

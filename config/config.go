@@ -34,6 +34,7 @@ type Config struct {
 	API             API           `yaml:"api"`
 	Limits          Limits        `yaml:"limits"`
 	Log             Log           `yaml:"log"`
+	Web             Web           `yaml:"web"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -126,6 +127,19 @@ type Limits struct {
 	OpensPerMinutePerIP      int `yaml:"opens_per_minute_per_ip"`
 	PostsPerMinute           int `yaml:"posts_per_minute"`
 	HandshakesPerMinutePerIP int `yaml:"handshakes_per_minute_per_ip"`
+}
+
+// Web configures the manager console and the visitor demo page served at /console and /demo.
+type Web struct {
+	Enabled bool `yaml:"enabled"`
+	// Demo is auto, on or off: the demo organisation and its printed tokens (see DemoOn).
+	Demo string `yaml:"demo"`
+}
+
+// DemoOn reports whether the demo organisation is set up and its tokens printed: web.demo on,
+// or auto with the embedded store (MongoDB means a real deployment unless said otherwise).
+func (c *Config) DemoOn() bool {
+	return c.Web.Enabled && (c.Web.Demo == "on" || c.Web.Demo == "auto" && c.Mongo.URI == "")
 }
 
 // Log configures log/slog output.
@@ -288,6 +302,7 @@ func (c *Config) Validate() error {
 	default:
 		check(false, "log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
+	check(c.Web.Demo == "auto" || c.Web.Demo == "on" || c.Web.Demo == "off", "web.demo", "must be auto, on or off, got %q", c.Web.Demo)
 	check(c.Log.Format == "json" || c.Log.Format == "text", "log.format", "must be json or text, got %q", c.Log.Format)
 	if c.Metrics.Enabled {
 		check(strings.HasPrefix(c.Metrics.Path, "/") && c.Metrics.Path != c.Faye.Mount && !strings.HasPrefix(c.Metrics.Path, c.Faye.Mount+"/") && c.Metrics.Path != c.MQTT.WSPath,

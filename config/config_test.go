@@ -124,3 +124,29 @@ func TestEnvNames(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoOn(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want bool
+	}{
+		{nil, true}, // the embedded defaults: a newcomer sees it working
+		{map[string]string{"CHAT_MONGO_URI": "mongodb://x"}, false},
+		{map[string]string{"CHAT_MONGO_URI": "mongodb://x", "CHAT_WEB_DEMO": "on"}, true},
+		{map[string]string{"CHAT_WEB_DEMO": "off"}, false},
+		{map[string]string{"CHAT_WEB_ENABLED": "false"}, false},
+		{map[string]string{"CHAT_WEB_ENABLED": "false", "CHAT_WEB_DEMO": "on"}, false},
+	}
+	for _, tc := range cases {
+		c, err := Load("", env(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.DemoOn(); got != tc.want {
+			t.Errorf("DemoOn with %v = %v, want %v", tc.env, got, tc.want)
+		}
+	}
+	if _, err := Load("", env(map[string]string{"CHAT_WEB_DEMO": "yes"})); err == nil || !strings.Contains(err.Error(), "web.demo") {
+		t.Errorf("web.demo=yes: error %v, want one naming web.demo", err)
+	}
+}

@@ -132,6 +132,10 @@ func (w *wsConn) pump(s *session, c *consumer) {
 			}
 		case <-tick.C:
 			w.mu.Lock()
+			if w.closed { // the handler returned: its conn is released, not ours to touch
+				w.mu.Unlock()
+				return
+			}
 			err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
 			w.mu.Unlock()
 			if err != nil {

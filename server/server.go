@@ -30,6 +30,7 @@ import (
 	"github.com/convead/chat-server/store"
 	"github.com/convead/chat-server/store/bolt"
 	"github.com/convead/chat-server/store/mongo"
+	"github.com/convead/chat-server/web"
 )
 
 // Server is one running node.
@@ -47,6 +48,7 @@ type Server struct {
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
+	demo     *web.Demo // the demo organisation's tokens, printed at start; nil when off
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -166,7 +168,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			"broker": func(context.Context) error { return b.Ready() },
 		},
 	}, log.With("component", "api"))
-	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1), mx: mx}, nil
+	demo, err := setupWeb(ctx, app, cfg, svc, verifier)
+	if err != nil {
+		_ = st.Close(ctx)
+		return nil, err
+	}
+	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1), mx: mx, demo: demo}, nil
 }
 
 func mqttTLS(cfg *config.Config) (*tls.Config, error) {
@@ -226,6 +233,9 @@ func (s *Server) Start() error {
 	go func() { s.served <- s.app.Listener(ln) }()
 	s.log.Info("mqtt listening", "addr", s.broker.Addr().String())
 	s.log.Info("http listening", "addr", ln.Addr().String())
+	if s.cfg.Web.Enabled {
+		web.Announce(s.log, ln.Addr(), s.demo)
+	}
 	return nil
 }
 

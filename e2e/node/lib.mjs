@@ -68,6 +68,7 @@ export async function startServer({ env = {}, dataDir, httpPort = 0, mqttPort = 
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const logs = new Inbox(); // every JSON log line, in order
   const addrs = await new Promise((resolve, reject) => {
     const found = {};
     const timer = setTimeout(() => reject(new Error('server did not start within 20s')), 20000);
@@ -75,6 +76,7 @@ export async function startServer({ env = {}, dataDir, httpPort = 0, mqttPort = 
     readline.createInterface({ input: proc.stdout }).on('line', (line) => {
       let entry;
       try { entry = JSON.parse(line); } catch { return; }
+      logs.push(entry);
       if (entry.msg === 'http listening') found.http = entry.addr;
       if (entry.msg === 'mqtt listening') found.mqtt = entry.addr;
       if (found.http && found.mqtt) { clearTimeout(timer); resolve(found); }
@@ -85,6 +87,7 @@ export async function startServer({ env = {}, dataDir, httpPort = 0, mqttPort = 
     mqttURL: `mqtt://${addrs.mqtt}`,
     dataDir,
     proc,
+    logs,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       return exited;
