@@ -232,3 +232,181 @@ func TestClusterChatFlow(t *testing.T) {
 		c.mu.Unlock()
 	}
 }
+
+// TestClusterNodeDeath kills a node (SIGKILL): its Faye client moves to another node, gets
+// "unknown client", handshakes again and catches up from the history with nothing lost; its
+// MQTT manager reconnects elsewhere; until then that manager is off duty everywhere (after
+// cluster.node_timeout); the other nodes keep serving.
+func TestClusterNodeDeath(t *testing.T) {
+	bin, nats, uri := clusterSetup(t)
+	nodes := startCluster(t, bin, nats, uri, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "anna")
+	bobTok := token(t, auth.Manager, "shop2", "bob")
+
+	// bob (MQTT, node 2) is shop2's only manager on duty; openings on node 3 reach him.
+	bob := n2.mustConnect(bobTok, "bob-app")
+	bob.mustSubscribe("orgs/shop2/service/+")
+	if c := openWith(t, n3.env, token(t, auth.Visitor, "shop2", "w1"), "w1"); c["manager_id"] != "bob" {
+		t.Fatalf("shop2 conversation assigned to %v", c["manager_id"])
+	}
+
+	// anna (Faye long-polling) lives on node 2; behind the load balancer, her requests go to
+	// node 2 until it fails, then to node 1.
+	anna := newLPClient(t, mTok, false, n2.base, n1.base, n3.base)
+	var cid string
+	var mu sync.Mutex
+	seen := map[string]bool{} // message ids anna has
+	lastSeen := ""
+	anna.onResume = func(base string) {
+		// The README's reconnect recipe: history after the last message seen.
+		mu.Lock()
+		after := lastSeen
+		mu.Unlock()
+		e := &env{t: t, base: base}
+		r := e.post("/chat/conversation/"+cid+"/messages?count=100&after_id="+after, mTok, nil)
+		if r.status != http.StatusOK {
+			t.Errorf("catch-up on %s: %d %s", base, r.status, r.raw)
+			return
+		}
+		for _, m := range r.body["messages"].([]any) {
+			anna.got <- fayeMsg{"/conversations/" + cid, map[string]any{"entity": "message", "message": m}}
+		}
+	}
+	anna.start("/service/*")
+	conv := openWith(t, n1.env, vTok, "v1")
+	cid = fmt.Sprint(conv["id"])
+	if conv["manager_id"] != "anna" {
+		t.Fatalf("conversation assigned to %v", conv["manager_id"])
+	}
+	r, _, err := anna.send(t.Context(), map[string]any{"channel": "/meta/subscribe", "subscription": "/conversations/" + cid})
+	if err != nil || len(r) != 1 || r[0]["successful"] != true {
+		t.Fatalf("subscribe: %v %v", r, err)
+	}
+	anna.mu.Lock()
+	anna.subs = append(anna.subs, "/conversations/"+cid)
+	anna.mu.Unlock()
+	widget := newLPClient(t, vTok, false, n1.base)
+	widget.start("/conversations/" + cid)
+
+	receive := func(want int) {
+		t.Helper()
+		for {
+			mu.Lock()
+			n := len(seen)
+			mu.Unlock()
+			if n >= want {
+				return
+			}
+			m := anna.next()
+			if m.channel != "/conversations/"+cid {
+				continue
+			}
+			msg := msgOf(m.data)
+			mu.Lock()
+			id := fmt.Sprint(msg["id"])
+			if !seen[id] {
+				seen[id] = true
+				if m.data["entity"] == "message" {
+					lastSeen = id
+				}
+			}
+			mu.Unlock()
+		}
+	}
+	want(t, n1.post("/chat/conversation/"+cid, vTok, map[string]any{"content": "before"}), http.StatusCreated)
+	receive(1)
+
+	n2.proc.kill()
+	// Posts while anna's node is dead and she is moving: none may be lost to her.
+	for i := 0; i < 5; i++ {
+		want(t, n3.post("/chat/conversation/"+cid, vTok, map[string]any{"content": fmt.Sprint("during ", i)}), http.StatusCreated)
+	}
+	receive(6)
+	if !strings.HasPrefix(anna.clientID(), "node-1_") {
+		t.Fatalf("anna's client id after the move: %q, want one of node 1", anna.clientID())
+	}
+	// Her new session is live: a new post reaches her on node 1.
+	want(t, n3.post("/chat/conversation/"+cid, vTok, map[string]any{"content": "after"}), http.StatusCreated)
+	receive(7)
+	// The widget on node 1 was served throughout (one publish per post: 7, then nothing more).
+	for i := 0; i < 7; i++ {
+		widget.nextOn("/conversations/" + cid)
+	}
+
+	// bob's node is gone: shop2 goes offline within the node timeout. (Until then openings are
+	// still given to him: a new visitor each time.)
+	attempt := 0
+	waitFor(t, "bob off duty", func() bool {
+		attempt++
+		v := fmt.Sprint("w2-", attempt)
+		return n1.post("/chat/service/"+v, token(t, auth.Visitor, "shop2", v), nil).errCode() == "chat_offline"
+	})
+	// bob's app reconnects to node 3 and is on duty again.
+	bob2 := n3.mustConnect(bobTok, "bob-app")
+	bob2.mustSubscribe("orgs/shop2/service/+")
+	if c := openWith(t, n1.env, token(t, auth.Visitor, "shop2", "w3"), "w3"); c["manager_id"] != "bob" {
+		t.Fatalf("shop2 conversation assigned to %v", c["manager_id"])
+	}
+	if d := bob2.next(); !strings.HasSuffix(d.topic, "/service/w3") {
+		t.Fatalf("bob got %v", d)
+	}
+}
+
+// TestClusterNATSOutage: without NATS, nodes serve their local clients and report the cluster
+// check degraded (still 200: a load balancer must not drop every node); when NATS returns,
+// cross-node delivery resumes by itself.
+func TestClusterNATSOutage(t *testing.T) {
+	bin, nats, uri := clusterSetup(t)
+	nodes := startCluster(t, bin, nats, uri, 2)
+	n1, n2 := nodes[0], nodes[1]
+	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "anna")
+
+	anna := n2.mustConnect(mTok, "anna-app")
+	anna.mustSubscribe("orgs/shop/service/+")
+	conv := openWith(t, n1.env, vTok, "v1")
+	cid := fmt.Sprint(conv["id"])
+	widget := newLPClient(t, vTok, false, n1.base)
+	widget.start("/conversations/" + cid)
+	want(t, n2.post("/chat/conversation/"+cid, mTok, map[string]any{"content": "before"}), http.StatusCreated)
+	if m := msgOf(widget.nextOn("/conversations/" + cid).data); m["content"] != "before" {
+		t.Fatalf("widget got %v", m)
+	}
+
+	nats.stop()
+	for _, n := range nodes {
+		waitFor(t, n.name+" reports the cluster degraded", func() bool {
+			r := n.call(http.MethodGet, "/readyz", "", nil)
+			return r.status == http.StatusOK && r.body["status"] == "degraded" &&
+				strings.HasPrefix(fmt.Sprint(r.obj("checks")["cluster"]), "degraded: NATS unreachable")
+		})
+	}
+	// Local traffic flows: a post on node 1 reaches the widget on node 1.
+	want(t, n1.post("/chat/conversation/"+cid, vTok, map[string]any{"content": "local"}), http.StatusCreated)
+	if m := msgOf(widget.nextOn("/conversations/" + cid).data); m["content"] != "local" {
+		t.Fatalf("widget got %v", m)
+	}
+
+	nats.start()
+	for _, n := range nodes {
+		waitFor(t, n.name+" ready again", func() bool {
+			r := n.call(http.MethodGet, "/readyz", "", nil)
+			return r.status == http.StatusOK && r.body["status"] == "ready"
+		})
+	}
+	want(t, n2.post("/chat/conversation/"+cid, mTok, map[string]any{"content": "after"}), http.StatusCreated)
+	for {
+		// "local" may also arrive, late, from the buffer NATS clients keep while reconnecting.
+		m := msgOf(widget.nextOn("/conversations/" + cid).data)
+		if m["content"] == "after" {
+			break
+		}
+		if m["content"] != "local" {
+			t.Fatalf("widget got %v", m)
+		}
+	}
+	// Presence crosses again: anna, on node 2, is seen by an opening on node 1.
+	if c := openWith(t, n1.env, token(t, auth.Visitor, "shop", "v2"), "v2"); c["manager_id"] != "anna" {
+		t.Fatalf("conversation assigned to %v", c["manager_id"])
+	}
+}
