@@ -322,6 +322,7 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.Enabled() {
 		check(c.Mongo.URI != "", "mongo.uri", "cluster mode (cluster.nats_url) needs a store all nodes share: set mongo.uri to a MongoDB replica set or sharded cluster; the embedded store belongs to one node")
+		check(c.Auth.JWTSecret != "", "auth.jwt_secret", "cluster mode (cluster.nats_url) needs the same secret on every node: a generated one would be this node's alone")
 		check(validNodeName(c.Cluster.NodeName), "cluster.node_name", "must be 1-32 characters of [a-z0-9-], unique per node, got %q", c.Cluster.NodeName)
 		check(validPrefix(c.Cluster.SubjectPrefix), "cluster.subject_prefix", "must be NATS tokens of [A-Za-z0-9_-] separated by dots, got %q", c.Cluster.SubjectPrefix)
 		check(c.Cluster.Heartbeat > 0, "cluster.heartbeat", "must be positive, got %s", c.Cluster.Heartbeat)
