@@ -399,8 +399,12 @@ func (n *Node) subject(parts ...string) string {
 // ErrOwnerGone means no node answers for a client id: its node stopped.
 var ErrOwnerGone = errors.New("the node that owns this client is gone")
 
-// Forward sends a Faye request to node and returns its answer.
+// ForwardFaye sends a Faye request to node and returns its answer. Without NATS it fails at
+// once rather than queue the request until NATS returns.
 func (n *Node) ForwardFaye(ctx context.Context, node string, req []byte) ([]byte, error) {
+	if !n.nc.IsConnected() {
+		return nil, fmt.Errorf("forward to %s: %w", node, nats.ErrConnectionClosed)
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 	defer cancel()
 	msg, err := n.nc.RequestWithContext(ctx, n.subject("faye", node), req)

@@ -3,7 +3,6 @@ package faye
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/convead/chat-server/faye/bayeux"
@@ -36,8 +35,13 @@ type Interest interface {
 // NodeOf returns the node that issued a client id; "" for ids of a node outside a cluster.
 func NodeOf(clientID string) string {
 	node, _, ok := strings.Cut(clientID, nodeSep)
-	if !ok {
+	if !ok || len(node) > 32 {
 		return ""
+	}
+	for i := 0; i < len(node); i++ { // a node name (config: [a-z0-9-]), nothing a client made up
+		if c := node[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return ""
+		}
 	}
 	return node
 }
@@ -79,11 +83,9 @@ func (e *Engine) forward(ctx context.Context, raw []byte, msgs []bayeux.Message,
 	}
 	out, err := e.cfg.Router.ForwardFaye(ctx, node, req)
 	if err != nil {
-		level := e.log.Warn
-		if errors.Is(err, context.Canceled) {
-			level = e.log.Debug
-		}
-		level("faye: forwarding to the client's node failed; answering here", "node", node, "err", err.Error())
+		// Debug: the usual cause is a node that stopped (or a made-up client id), and the
+		// answer here (401, handshake again) is the remedy.
+		e.log.Debug("faye: forwarding to the client's node failed; answering here", "node", node, "err", err.Error())
 		return nil, false
 	}
 	return out, true
