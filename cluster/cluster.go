@@ -4,7 +4,7 @@
 // Scale comes from NATS (and from MongoDB for the data); there is no clustering of our own.
 //
 // Forwarding. Every publish that enters a node's broker from a local door (REST, Faye, MQTT,
-// server-side) is published once to NATS under its mapped subject (see subject.go) with the
+// server-side) is published once to NATS under its mapped subject (package subject) with the
 // origin node and a sequence number in headers. A node injects what it receives into its own
 // broker through a dedicated inline client, and publishes from that client are never forwarded
 // again: no loops. The connection uses NATS "no echo", so the origin never receives its own
@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/cluster/subject"
 )
 
 // Headers of a forwarded publish.
@@ -195,7 +196,7 @@ func (n *Node) Forward(topic string, payload []byte, qos byte, retain bool) {
 	if topic == "" || topic[0] == '$' {
 		return
 	}
-	m := nats.NewMsg(TopicSubject(n.cfg.Prefix, topic))
+	m := nats.NewMsg(subject.FromTopic(n.cfg.Prefix, topic))
 	m.Data = payload
 	m.Header.Set(HeaderOrigin, n.origin)
 	m.Header.Set(HeaderSeq, strconv.FormatUint(n.seq.Add(1), 10))
@@ -219,7 +220,7 @@ func (n *Node) receive(m *nats.Msg, inject Injector) {
 		n.dropped.Add(1)
 		return
 	}
-	topic, err := SubjectTopic(n.cfg.Prefix, m.Subject)
+	topic, err := subject.ToTopic(n.cfg.Prefix, m.Subject)
 	if err != nil {
 		n.dropped.Add(1)
 		n.log.Warn("cluster: undecodable subject", "subject", m.Subject, "err", err.Error())
@@ -307,7 +308,7 @@ func (n *Node) AddFilter(filter string) bool {
 	n.filters[filter]++
 	added := false
 	if n.filters[filter] == 1 {
-		for _, subj := range FilterSubjects(n.cfg.Prefix, filter) {
+		for _, subj := range subject.ForFilter(n.cfg.Prefix, filter) {
 			is := n.subjects[subj]
 			if is == nil {
 				sub, err := n.nc.ChanSubscribe(subj, n.inbox)
@@ -348,7 +349,7 @@ func (n *Node) RemoveFilter(filter string) {
 		return
 	}
 	delete(n.filters, filter)
-	for _, subj := range FilterSubjects(n.cfg.Prefix, filter) {
+	for _, subj := range subject.ForFilter(n.cfg.Prefix, filter) {
 		is := n.subjects[subj]
 		if is == nil {
 			continue
@@ -385,8 +386,8 @@ func (n *Node) Remove(org, name string) {
 	}
 }
 
-// subject builds a control subject: <prefix>.cluster.<parts…>.
-func (n *Node) subject(parts ...string) string {
+// control builds a control subject: <prefix>.cluster.<parts…>.
+func (n *Node) control(parts ...string) string {
 	return n.cfg.Prefix + ".cluster." + strings.Join(parts, ".")
 }
 
@@ -407,7 +408,7 @@ func (n *Node) ForwardFaye(ctx context.Context, node string, req []byte) ([]byte
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 	defer cancel()
-	msg, err := n.nc.RequestWithContext(ctx, n.subject("faye", node), req)
+	msg, err := n.nc.RequestWithContext(ctx, n.control("faye", node), req)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, fmt.Errorf("forward to %s: %w", node, ErrOwnerGone)
@@ -426,7 +427,7 @@ const maxForwarded = 10000
 // which may hold them (a long-poll), so each runs in its own goroutine.
 func (n *Node) ServeFaye(ctx context.Context, serve func(ctx context.Context, req []byte) []byte) error {
 	slots := make(chan struct{}, maxForwarded)
-	_, err := n.nc.Subscribe(n.subject("faye", n.cfg.Node), func(m *nats.Msg) {
+	_, err := n.nc.Subscribe(n.control("faye", n.cfg.Node), func(m *nats.Msg) {
 		select {
 		case slots <- struct{}{}:
 		default:

@@ -108,20 +108,20 @@ func (p *Presence) poke() {
 // run announces changes as they come and everything every heartbeat; all announcements leave
 // from this one goroutine, so they reach the others in the order they were made.
 func (p *Presence) run(ctx context.Context) {
-	sub, err := p.n.nc.Subscribe(p.n.subject("duty", "*"), p.receive)
+	sub, err := p.n.nc.Subscribe(p.n.control("duty", "*"), p.receive)
 	if err != nil {
 		p.n.log.Error("cluster: presence subscription failed", "err", err.Error())
 		return
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	syncSub, err := p.n.nc.Subscribe(p.n.subject("dutysync"), func(*nats.Msg) { p.resync() })
+	syncSub, err := p.n.nc.Subscribe(p.n.control("dutysync"), func(*nats.Msg) { p.resync() })
 	if err != nil {
 		p.n.log.Error("cluster: presence subscription failed", "err", err.Error())
 		return
 	}
 	defer func() { _ = syncSub.Unsubscribe() }()
 	// Ask the others for their presence, and give ours.
-	_ = p.n.nc.Publish(p.n.subject("dutysync"), nil)
+	_ = p.n.nc.Publish(p.n.control("dutysync"), nil)
 	p.resync()
 	tick := time.NewTicker(p.n.cfg.Heartbeat)
 	defer tick.Stop()
@@ -178,7 +178,7 @@ func (p *Presence) announce() {
 func (p *Presence) publish(a dutyAnnouncement) {
 	data, err := json.Marshal(a)
 	if err == nil {
-		err = p.n.nc.Publish(p.n.subject("duty", p.n.cfg.Node), data)
+		err = p.n.nc.Publish(p.n.control("duty", p.n.cfg.Node), data)
 	}
 	if err != nil {
 		p.n.log.Debug("cluster: presence announcement failed", "err", err.Error())

@@ -1,12 +1,7 @@
-package cluster
-
-import (
-	"errors"
-	"fmt"
-	"strings"
-)
-
-// Subject mapping. An MQTT topic becomes a NATS subject under the cluster prefix, one MQTT level
+// Package subject maps MQTT topics and filters to NATS subjects and back, for the cluster's
+// forwarding between nodes. Pure: no I/O.
+//
+// An MQTT topic becomes a NATS subject under the cluster prefix, one MQTT level
 // per NATS token:
 //
 //	orgs/O/service/V            ↔ chat.orgs.O.service.V
@@ -17,8 +12,16 @@ import (
 // hold nearly anything. A level made only of [A-Za-z0-9_-!~()$@:] (every chat id and Faye
 // segment) is kept as is; any other byte is written %XX, and an empty level is "%" alone, which
 // no escaped level can be. So the mapping is one-to-one and ids stay readable in NATS tools.
+package subject
 
-var errSubject = errors.New("not a topic subject")
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrSubject: a subject that no topic maps to.
+var ErrSubject = errors.New("not a topic subject")
 
 func keep(c byte) bool {
 	switch {
@@ -62,7 +65,7 @@ func unescapeLevel(b *strings.Builder, tok string) error {
 		return nil
 	}
 	if tok == "" {
-		return fmt.Errorf("%w: empty token", errSubject)
+		return fmt.Errorf("%w: empty token", ErrSubject)
 	}
 	for i := 0; i < len(tok); i++ {
 		c := tok[i]
@@ -71,13 +74,13 @@ func unescapeLevel(b *strings.Builder, tok string) error {
 			continue
 		}
 		if c != '%' || i+2 >= len(tok) {
-			return fmt.Errorf("%w: bad byte %q in token %q", errSubject, c, tok)
+			return fmt.Errorf("%w: bad byte %q in token %q", ErrSubject, c, tok)
 		}
 		hi, ok1 := unhex(tok[i+1])
 		lo, ok2 := unhex(tok[i+2])
 		v := hi<<4 | lo
 		if !ok1 || !ok2 || keep(v) { // a kept byte is never escaped: one spelling per topic
-			return fmt.Errorf("%w: bad escape in token %q", errSubject, tok)
+			return fmt.Errorf("%w: bad escape in token %q", ErrSubject, tok)
 		}
 		b.WriteByte(v)
 		i += 2
@@ -85,8 +88,8 @@ func unescapeLevel(b *strings.Builder, tok string) error {
 	return nil
 }
 
-// TopicSubject maps a concrete MQTT topic name to its NATS subject under prefix.
-func TopicSubject(prefix, topic string) string {
+// FromTopic maps a concrete MQTT topic name to its NATS subject under prefix.
+func FromTopic(prefix, topic string) string {
 	var b strings.Builder
 	b.Grow(len(prefix) + len(topic) + 8)
 	b.WriteString(prefix)
@@ -97,12 +100,12 @@ func TopicSubject(prefix, topic string) string {
 	return b.String()
 }
 
-// SubjectTopic maps a NATS subject back to the MQTT topic name; it fails for subjects that
-// TopicSubject cannot produce.
-func SubjectTopic(prefix, subject string) (string, error) {
+// ToTopic maps a NATS subject back to the MQTT topic name; it fails for subjects that
+// FromTopic cannot produce.
+func ToTopic(prefix, subject string) (string, error) {
 	rest, ok := strings.CutPrefix(subject, prefix+".")
 	if !ok {
-		return "", fmt.Errorf("%w: %q lacks the prefix %q", errSubject, subject, prefix)
+		return "", fmt.Errorf("%w: %q lacks the prefix %q", ErrSubject, subject, prefix)
 	}
 	var b strings.Builder
 	b.Grow(len(rest))
@@ -117,11 +120,11 @@ func SubjectTopic(prefix, subject string) (string, error) {
 	return b.String(), nil
 }
 
-// FilterSubjects maps an MQTT subscription filter to the NATS subjects that together receive
+// ForFilter maps an MQTT subscription filter to the NATS subjects that together receive
 // every topic it matches: '+' is '*', a trailing '#' is '>' plus the parent level itself (MQTT's
 // "a/#" matches "a"). A filter starting with '$' yields nothing: those topics are never
 // forwarded. A shared subscription ($share/group/filter) stands for its filter.
-func FilterSubjects(prefix, filter string) []string {
+func ForFilter(prefix, filter string) []string {
 	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
 		_, f, found := strings.Cut(rest, "/")
 		if !found {

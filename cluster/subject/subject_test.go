@@ -1,4 +1,4 @@
-package cluster
+package subject
 
 import (
 	"slices"
@@ -7,7 +7,7 @@ import (
 	"unicode"
 )
 
-func TestTopicSubject(t *testing.T) {
+func TestFromTopic(t *testing.T) {
 	for _, tc := range []struct{ topic, subject string }{
 		{"orgs/shop1/service/v42", "chat.orgs.shop1.service.v42"},
 		{"orgs/shop1/conversations/C-1_x/receipts", "chat.orgs.shop1.conversations.C-1_x.receipts"},
@@ -16,24 +16,24 @@ func TestTopicSubject(t *testing.T) {
 		{"*/>/%", "chat.%2A.%3E.%25"},
 		{"é", "chat.%C3%A9"},
 	} {
-		if got := TopicSubject("chat", tc.topic); got != tc.subject {
-			t.Errorf("TopicSubject(%q) = %q, want %q", tc.topic, got, tc.subject)
+		if got := FromTopic("chat", tc.topic); got != tc.subject {
+			t.Errorf("FromTopic(%q) = %q, want %q", tc.topic, got, tc.subject)
 		}
-		if back, err := SubjectTopic("chat", tc.subject); err != nil || back != tc.topic {
-			t.Errorf("SubjectTopic(%q) = %q, %v; want %q", tc.subject, back, err, tc.topic)
+		if back, err := ToTopic("chat", tc.subject); err != nil || back != tc.topic {
+			t.Errorf("ToTopic(%q) = %q, %v; want %q", tc.subject, back, err, tc.topic)
 		}
 	}
 }
 
-func TestSubjectTopicRefuses(t *testing.T) {
+func TestToTopicRefuses(t *testing.T) {
 	for _, s := range []string{"other.orgs.x", "chat", "chat.", "chat.a..b", "chat.%2", "chat.%zz", "chat.%41", "chat.a*", "chat.>", "chat.a%"} {
-		if got, err := SubjectTopic("chat", s); err == nil {
-			t.Errorf("SubjectTopic(%q) = %q, want an error", s, got)
+		if got, err := ToTopic("chat", s); err == nil {
+			t.Errorf("ToTopic(%q) = %q, want an error", s, got)
 		}
 	}
 }
 
-func TestFilterSubjects(t *testing.T) {
+func TestForFilter(t *testing.T) {
 	for _, tc := range []struct {
 		filter string
 		want   []string
@@ -48,8 +48,8 @@ func TestFilterSubjects(t *testing.T) {
 		{"$share/g", nil},
 		{"", nil},
 	} {
-		if got := FilterSubjects("p.q", tc.filter); !slices.Equal(got, tc.want) {
-			t.Errorf("FilterSubjects(%q) = %q, want %q", tc.filter, got, tc.want)
+		if got := ForFilter("p.q", tc.filter); !slices.Equal(got, tc.want) {
+			t.Errorf("ForFilter(%q) = %q, want %q", tc.filter, got, tc.want)
 		}
 	}
 }
@@ -64,22 +64,22 @@ func validSubject(s string) bool {
 	return true
 }
 
-func FuzzTopicSubject(f *testing.F) {
+func FuzzMapping(f *testing.F) {
 	for _, s := range []string{"orgs/o/service/v", "a//b", "", "/", "x.y z", "%41", "é/\x00/\t"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, topic string) {
-		subj := TopicSubject("chat", topic)
+		subj := FromTopic("chat", topic)
 		if !validSubject(subj) || strings.ContainsAny(subj, "*> \t\r\n") {
-			t.Fatalf("TopicSubject(%q) = %q: not a valid NATS subject", topic, subj)
+			t.Fatalf("FromTopic(%q) = %q: not a valid NATS subject", topic, subj)
 		}
-		back, err := SubjectTopic("chat", subj)
+		back, err := ToTopic("chat", subj)
 		if err != nil || back != topic {
 			t.Fatalf("round trip of %q via %q = %q, %v", topic, subj, back, err)
 		}
 		// Any subject either maps back to the topic that produces it, or is refused.
-		if tp, err := SubjectTopic("chat", "chat."+topic); err == nil && TopicSubject("chat", tp) != "chat."+topic {
-			t.Fatalf("SubjectTopic accepted %q but it is not the spelling of %q", "chat."+topic, tp)
+		if tp, err := ToTopic("chat", "chat."+topic); err == nil && FromTopic("chat", tp) != "chat."+topic {
+			t.Fatalf("ToTopic accepted %q but it is not the spelling of %q", "chat."+topic, tp)
 		}
 	})
 }
