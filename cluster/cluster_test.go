@@ -138,6 +138,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// forward publishes through n and waits until NATS has routed it.
+func forward(t *testing.T, n *testNode, topic string, payload []byte, qos byte, retain bool) {
+	t.Helper()
+	n.Forward(topic, payload, qos, retain)
+	if err := n.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestForwardingFollowsInterest(t *testing.T) {
 	ns := runNATS(t)
 	a, b, c := startNode(t, ns.ClientURL(), "a"), startNode(t, ns.ClientURL(), "b"), startNode(t, ns.ClientURL(), "c")
@@ -150,28 +159,29 @@ func TestForwardingFollowsInterest(t *testing.T) {
 	c.Add("o", "/conversations/*") // a Faye channel
 	c.WaitInterest()
 
-	a.Forward("orgs/o/service/v1", []byte("one"), 1, false)
-	a.Forward("orgs/o/conversations/c1", []byte("two"), 1, false)
-	a.Forward("orgs/p/service/v1", []byte("other org"), 1, false)
-	a.Forward("$SYS/x", []byte("never"), 0, false)
+	forward(t, a, "orgs/o/service/v1", []byte("one"), 1, false)
+	forward(t, a, "orgs/o/conversations/c1", []byte("two"), 1, false)
+	forward(t, a, "orgs/p/service/v1", []byte("other org"), 1, false)
+	forward(t, a, "$SYS/x", []byte("never"), 0, false)
 	b.expect(t, injected{"orgs/o/service/v1", "one"}, injected{"orgs/o/conversations/c1", "two"})
 	c.expect(t, injected{"orgs/o/conversations/c1", "two"})
-	// The sender never gets its own publishes back; a marker published after the publishes
-	// under test arrives after them (NATS keeps one connection's order), so a node whose next
-	// injection is the marker injected nothing else.
+	// The sender never gets its own publishes back. Each publish is flushed (the NATS server
+	// has routed it) before the next, so a node receives them in the order they were made, and
+	// a node whose next injection is a later marker injected nothing in between.
 	a.AddFilter("orgs/o/#")
 	a.WaitInterest()
-	b.Forward("orgs/o/from-b", []byte("b"), 0, false)
+	forward(t, b, "orgs/o/from-b", []byte("b"), 0, false)
 	a.expect(t, injected{"orgs/o/from-b", "b"})
 	c.Add("o", "/x")
 	c.WaitInterest()
-	a.Forward("orgs/o/conversations/c2", []byte("three"), 0, false)
-	c.Forward("orgs/o/x", []byte("marker"), 0, false)
+	forward(t, a, "orgs/o/conversations/c2", []byte("three"), 0, false)
+	forward(t, c, "orgs/o/x", []byte("marker"), 0, false)
 	b.expect(t, injected{"orgs/o/conversations/c2", "three"}, injected{"orgs/o/x", "marker"})
 	a.expect(t, injected{"orgs/o/x", "marker"})
 	c.expect(t, injected{"orgs/o/conversations/c2", "three"})
-	a.Forward("orgs/o/x", []byte("marker2"), 0, false)
+	forward(t, a, "orgs/o/x", []byte("marker2"), 0, false)
 	c.expect(t, injected{"orgs/o/x", "marker2"})
+	b.expect(t, injected{"orgs/o/x", "marker2"})
 
 	// Interest goes with the last local subscriber.
 	b.RemoveFilter("orgs/o/service/+")
