@@ -29,6 +29,10 @@ type Config struct {
 	Origins *origin.Registry
 	// Ready lists the readiness checks of /readyz by name.
 	Ready map[string]func(context.Context) error
+	// Degraded lists checks whose failure leaves the node serving (reported as "degraded", 200):
+	// a cluster node without NATS still serves its own clients, and taking every node out of
+	// the load balancer during a NATS outage would serve nobody.
+	Degraded map[string]func(context.Context) error
 	// OpensPerIP bounds conversation openings per client IP address (nil: no limit).
 	OpensPerIP *ratelimit.Limiter
 }
@@ -78,6 +82,14 @@ func (h *handlers) ready(c *fiber.Ctx) error {
 		}
 	}
 	state := "ready"
+	for name, check := range h.cfg.Degraded {
+		if err := check(ctx); err != nil {
+			checks[name] = "degraded: " + err.Error()
+			state = "degraded"
+		} else {
+			checks[name] = "ok"
+		}
+	}
 	if status != fiber.StatusOK {
 		state = "unavailable"
 	}

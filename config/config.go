@@ -35,6 +35,7 @@ type Config struct {
 	Limits          Limits        `yaml:"limits"`
 	Log             Log           `yaml:"log"`
 	Web             Web           `yaml:"web"`
+	Cluster         Cluster       `yaml:"cluster"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -140,6 +141,49 @@ type Web struct {
 // or auto with the embedded store (MongoDB means a real deployment unless said otherwise).
 func (c *Config) DemoOn() bool {
 	return c.Web.Enabled && (c.Web.Demo == "on" || c.Web.Demo == "auto" && c.Mongo.URI == "")
+}
+
+// Cluster joins this node to others over NATS; an empty NATSURL runs a single node.
+type Cluster struct {
+	NATSURL       string        `yaml:"nats_url"`
+	NodeName      string        `yaml:"node_name"`
+	SubjectPrefix string        `yaml:"subject_prefix"`
+	Heartbeat     time.Duration `yaml:"heartbeat"`
+	NodeTimeout   time.Duration `yaml:"node_timeout"`
+}
+
+// Enabled reports whether the node runs in cluster mode.
+func (c Cluster) Enabled() bool { return c.NATSURL != "" }
+
+// validNodeName: a node name travels in Faye client ids and NATS subjects, so it is a short
+// DNS-like label.
+func validNodeName(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validPrefix: one or more NATS tokens of [A-Za-z0-9_-], dot-separated.
+func validPrefix(s string) bool {
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" {
+			return false
+		}
+		for i := 0; i < len(tok); i++ {
+			c := tok[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Log configures log/slog output.
@@ -303,6 +347,14 @@ func (c *Config) Validate() error {
 		check(false, "log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	check(c.Web.Demo == "auto" || c.Web.Demo == "on" || c.Web.Demo == "off", "web.demo", "must be auto, on or off, got %q", c.Web.Demo)
+	if c.Cluster.Enabled() {
+		check(c.Mongo.URI != "", "mongo.uri", "cluster mode (cluster.nats_url) needs a store all nodes share: set mongo.uri to a MongoDB replica set or sharded cluster; the embedded store belongs to one node")
+		check(c.Auth.JWTSecret != "", "auth.jwt_secret", "cluster mode (cluster.nats_url) needs the same secret on every node: a generated one would be this node's alone")
+		check(validNodeName(c.Cluster.NodeName), "cluster.node_name", "must be 1-32 characters of [a-z0-9-], unique per node, got %q", c.Cluster.NodeName)
+		check(validPrefix(c.Cluster.SubjectPrefix), "cluster.subject_prefix", "must be NATS tokens of [A-Za-z0-9_-] separated by dots, got %q", c.Cluster.SubjectPrefix)
+		check(c.Cluster.Heartbeat > 0, "cluster.heartbeat", "must be positive, got %s", c.Cluster.Heartbeat)
+		check(c.Cluster.NodeTimeout > 2*c.Cluster.Heartbeat, "cluster.node_timeout", "must be more than twice cluster.heartbeat, got %s", c.Cluster.NodeTimeout)
+	}
 	check(c.Log.Format == "json" || c.Log.Format == "text", "log.format", "must be json or text, got %q", c.Log.Format)
 	if c.Metrics.Enabled {
 		check(strings.HasPrefix(c.Metrics.Path, "/") && c.Metrics.Path != c.Faye.Mount && !strings.HasPrefix(c.Metrics.Path, c.Faye.Mount+"/") && c.Metrics.Path != c.MQTT.WSPath,

@@ -150,3 +150,41 @@ func TestDemoOn(t *testing.T) {
 		t.Errorf("web.demo=yes: error %v, want one naming web.demo", err)
 	}
 }
+
+func TestCluster(t *testing.T) {
+	c, err := Load("", env(nil))
+	if err != nil || c.Cluster.Enabled() {
+		t.Fatalf("a single node by default: %+v, %v", c.Cluster, err)
+	}
+	nats := map[string]string{"CHAT_CLUSTER_NATS_URL": "nats://127.0.0.1:4222", "CHAT_CLUSTER_NODE_NAME": "chat-1"}
+	// The embedded store is one node's: cluster mode refuses it, saying what to set.
+	_, err = Load("", env(nats))
+	if err == nil || !strings.Contains(err.Error(), "mongo.uri") || !strings.Contains(err.Error(), "CHAT_MONGO_URI") {
+		t.Fatalf("cluster mode with the embedded store: %v, want an error naming mongo.uri", err)
+	}
+	nats["CHAT_MONGO_URI"] = "mongodb://db1,db2,db3/?replicaSet=rs0"
+	// A generated secret would be one node's alone.
+	if _, err = Load("", env(nats)); err == nil || !strings.Contains(err.Error(), "auth.jwt_secret") {
+		t.Fatalf("cluster mode without a shared secret: %v, want an error naming auth.jwt_secret", err)
+	}
+	nats["CHAT_AUTH_JWT_SECRET"] = strings.Repeat("s", 32)
+	c, err = Load("", env(nats))
+	if err != nil || !c.Cluster.Enabled() || c.Cluster.SubjectPrefix != "chat" {
+		t.Fatalf("cluster mode: %+v, %v", c.Cluster, err)
+	}
+	for key, bad := range map[string]string{
+		"CHAT_CLUSTER_NODE_NAME":      "Node_1",
+		"CHAT_CLUSTER_SUBJECT_PREFIX": "chat..x",
+		"CHAT_CLUSTER_NODE_TIMEOUT":   "3s", // not more than twice the 2s heartbeat
+	} {
+		vars := map[string]string{key: bad}
+		for k, v := range nats {
+			if k != key {
+				vars[k] = v
+			}
+		}
+		if _, err := Load("", env(vars)); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%s: %v, want an error naming it", key, bad, err)
+		}
+	}
+}

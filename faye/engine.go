@@ -42,6 +42,11 @@ type Config struct {
 	Origins interface {
 		AllowedFor(org, origin, host string) bool
 	}
+	// Cluster mode (see cluster.go): this node's name, the way to other nodes' clients, and
+	// who hears of subscribed channels. All empty on a single node.
+	Node     string
+	Router   Router
+	Interest Interest
 }
 
 // Peer is what the transport knows of the other end.
@@ -204,12 +209,16 @@ func encodePayload(name string, payload []byte) ([]byte, error) {
 
 const idAlphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
 
-// newClientID returns 31 random characters of [0-9a-z], like Faye's ids.
-func newClientID() string {
+// newClientID returns 31 random characters of [0-9a-z], like Faye's ids; in a cluster, after
+// the node's name and nodeSep.
+func newClientID(node string) string {
 	var b [31]byte
 	_, _ = rand.Read(b[:])
 	for i := range b {
 		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
+	}
+	if node != "" {
+		return node + nodeSep + string(b[:])
 	}
 	return string(b[:])
 }
@@ -241,8 +250,15 @@ func (e *Engine) destroy(s *session) {
 	s.mu.Unlock()
 	for _, name := range subs {
 		e.idx.remove(org, name, s)
+		e.lostInterest(org, name)
 	}
 	e.duty.LeaveAll(holder(s))
+}
+
+func (e *Engine) lostInterest(org, name string) {
+	if e.cfg.Interest != nil {
+		e.cfg.Interest.Remove(org, name)
+	}
 }
 
 // org is the organisation a session's channels live in.
@@ -348,7 +364,7 @@ func (e *Engine) handshake(m bayeux.Message, peer Peer) bayeux.Reply {
 	if org != "" && origin.CrossOrigin(peer.Origin, peer.Host) && !e.cfg.Origins.AllowedFor(org, peer.Origin, peer.Host) {
 		return fail(bayeux.Error{Code: 403, Message: "Forbidden origin"}, "none")
 	}
-	s := newSession(newClientID(), e.now())
+	s := newSession(newClientID(e.cfg.Node), e.now())
 	s.identity, s.hasIdentity = id, hasIdentity
 	e.mu.Lock()
 	e.sessions[s.id] = s
@@ -529,6 +545,9 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 	}
 	for _, name := range added {
 		e.idx.add(id.Org, name, s)
+		if e.cfg.Interest != nil {
+			e.cfg.Interest.Add(id.Org, name)
+		}
 		if name == channel.ServiceAllPattern && id.Role == auth.Manager {
 			e.duty.Join(id.Org, id.Subject, holder(s))
 		}
@@ -559,6 +578,7 @@ func (e *Engine) unsubscribe(m bayeux.Message) bayeux.Reply {
 	s.mu.Unlock()
 	for _, name := range removed {
 		e.idx.remove(org, name, s)
+		e.lostInterest(org, name)
 		if name == channel.ServiceAllPattern && id.Role == auth.Manager {
 			e.duty.Leave(id.Org, id.Subject, holder(s))
 		}

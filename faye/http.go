@@ -160,7 +160,7 @@ func (h *handler) servePost(c *fiber.Ctx) error {
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	out := h.process(c.Context(), msgs, bayeux.LongPolling, peerOf(c))
+	out := h.process(c.Context(), body, msgs, bayeux.LongPolling, peerOf(c))
 	setJSONHeaders(c)
 	return c.Send(out)
 }
@@ -187,11 +187,12 @@ func (h *handler) serveJSONP(c *fiber.Ctx) error {
 	if !bayeux.ValidCallback(callback) {
 		return badRequest(c)
 	}
-	msgs, err := bayeux.DecodeBatch(args.Peek("message"), h.e.cfg.MaxBatch)
+	raw := args.Peek("message")
+	msgs, err := bayeux.DecodeBatch(raw, h.e.cfg.MaxBatch)
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	out := h.process(c.Context(), msgs, bayeux.CallbackPolling, peerOf(c))
+	out := h.process(c.Context(), raw, msgs, bayeux.CallbackPolling, peerOf(c))
 	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
@@ -211,7 +212,10 @@ func peerOf(c *fiber.Ctx) Peer {
 	return Peer{IP: c.IP(), Origin: c.Get(fiber.HeaderOrigin), Host: string(c.Request().Host())}
 }
 
-func (h *handler) process(ctx context.Context, msgs []bayeux.Message, transport string, peer Peer) []byte {
+func (h *handler) process(ctx context.Context, raw []byte, msgs []bayeux.Message, transport string, peer Peer) []byte {
+	if out, ok := h.e.forward(ctx, raw, msgs, transport, peer); ok {
+		return out
+	}
 	replies, connect := h.e.Process(ctx, msgs, transport, peer)
 	if connect == nil {
 		return bayeux.EncodeBatch(replies, nil)

@@ -17,6 +17,17 @@ type Registry struct {
 	mu      sync.RWMutex
 	byOrg   map[string]map[string]map[string]struct{} // org → manager → holders
 	byHoldr map[string]map[member]struct{}            // holder → what it holds
+	// changed, when set, hears of every organisation whose managers on duty changed (cluster
+	// mode announces them to the other nodes); called outside the lock.
+	changed func(org string)
+}
+
+// Notify sets fn to hear of every organisation whose managers on duty change. Call it before
+// the registry is used.
+func (r *Registry) Notify(fn func(org string)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changed = fn
 }
 
 // NewRegistry returns an empty registry.
@@ -27,7 +38,16 @@ func NewRegistry() *Registry {
 // Join puts manager of org on duty through holder. Joining twice is harmless.
 func (r *Registry) Join(org, manager, holder string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	_, was := r.byOrg[org][manager]
+	r.join(org, manager, holder)
+	changed := r.changed
+	r.mu.Unlock()
+	if !was && changed != nil {
+		changed(org)
+	}
+}
+
+func (r *Registry) join(org, manager, holder string) {
 	managers := r.byOrg[org]
 	if managers == nil {
 		managers = map[string]map[string]struct{}{}
@@ -50,20 +70,34 @@ func (r *Registry) Join(org, manager, holder string) {
 // Leave takes holder's duty for manager of org away; the manager stays on duty through others.
 func (r *Registry) Leave(org, manager, holder string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.leave(member{org, manager}, holder)
+	gone := r.leave(member{org, manager}, holder)
+	changed := r.changed
+	r.mu.Unlock()
+	if gone && changed != nil {
+		changed(org)
+	}
 }
 
 // LeaveAll removes everything holder held, as when its connection closes.
 func (r *Registry) LeaveAll(holder string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	var orgs []string
 	for m := range r.byHoldr[holder] {
-		r.leave(m, holder)
+		if r.leave(m, holder) {
+			orgs = append(orgs, m.org)
+		}
+	}
+	changed := r.changed
+	r.mu.Unlock()
+	if changed != nil {
+		for _, org := range orgs {
+			changed(org)
+		}
 	}
 }
 
-func (r *Registry) leave(m member, holder string) {
+// leave reports whether the manager went off duty (held by nobody else).
+func (r *Registry) leave(m member, holder string) bool {
 	if held := r.byHoldr[holder]; held != nil {
 		delete(held, m)
 		if len(held) == 0 {
@@ -73,15 +107,17 @@ func (r *Registry) leave(m member, holder string) {
 	managers := r.byOrg[m.org]
 	holders := managers[m.manager]
 	if holders == nil {
-		return
+		return false
 	}
 	delete(holders, holder)
-	if len(holders) == 0 {
-		delete(managers, m.manager)
+	if len(holders) > 0 {
+		return false
 	}
+	delete(managers, m.manager)
 	if len(managers) == 0 {
 		delete(r.byOrg, m.org)
 	}
+	return true
 }
 
 // Count returns the number of managers on duty across all organisations.
@@ -93,6 +129,22 @@ func (r *Registry) Count() int {
 		n += len(managers)
 	}
 	return n
+}
+
+// Snapshot returns every organisation's managers on duty.
+func (r *Registry) Snapshot() map[string][]string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make(map[string][]string, len(r.byOrg))
+	for org, managers := range r.byOrg {
+		list := make([]string, 0, len(managers))
+		for m := range managers {
+			list = append(list, m)
+		}
+		slices.Sort(list)
+		out[org] = list
+	}
+	return out
 }
 
 // OnDuty returns the managers of org on duty now, sorted.

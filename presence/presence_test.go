@@ -58,3 +58,29 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("after everyone left: %v", got)
 	}
 }
+
+func TestNotifyAndSnapshot(t *testing.T) {
+	r := NewRegistry()
+	var changes []string
+	r.Notify(func(org string) { changes = append(changes, org) })
+	r.Join("O", "m1", "a")
+	r.Join("O", "m1", "b") // already on duty: no change
+	r.Join("P", "m2", "a")
+	r.Leave("O", "m1", "a") // still held by b: no change
+	if want := []string{"O", "P"}; !slices.Equal(changes, want) {
+		t.Fatalf("changes %v, want %v", changes, want)
+	}
+	if snap := r.Snapshot(); !slices.Equal(snap["O"], []string{"m1"}) || !slices.Equal(snap["P"], []string{"m2"}) || len(snap) != 2 {
+		t.Fatalf("snapshot %v", snap)
+	}
+	changes = nil
+	r.LeaveAll("a")
+	r.LeaveAll("b")
+	slices.Sort(changes)
+	if want := []string{"O", "P"}; !slices.Equal(changes, want) {
+		t.Fatalf("changes %v, want %v", changes, want)
+	}
+	if len(r.Snapshot()) != 0 {
+		t.Fatalf("snapshot %v, want empty", r.Snapshot())
+	}
+}

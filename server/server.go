@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
@@ -17,11 +18,13 @@ import (
 	"github.com/convead/chat-server/api"
 	"github.com/convead/chat-server/broker"
 	"github.com/convead/chat-server/chat"
+	"github.com/convead/chat-server/cluster"
 	"github.com/convead/chat-server/config"
 	"github.com/convead/chat-server/faye"
 	"github.com/convead/chat-server/metrics"
 	"github.com/convead/chat-server/mqttws"
 	"github.com/convead/chat-server/origin"
+	clusterhook "github.com/convead/chat-server/plugins/cluster"
 	"github.com/convead/chat-server/plugins/commands"
 	"github.com/convead/chat-server/plugins/duty"
 	"github.com/convead/chat-server/plugins/mqttauth"
@@ -49,6 +52,11 @@ type Server struct {
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
 	demo     *web.Demo // the demo organisation's tokens, printed at start; nil when off
+	// Cluster mode only (nil on a single node).
+	node        *cluster.Node
+	clusterHook *clusterhook.Hook
+	stopCluster context.CancelFunc
+	clusterDone chan struct{}
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -71,6 +79,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
+	var onDuty chat.Presence = duties
+	var node *cluster.Node
+	if cfg.Cluster.Enabled() {
+		if node, err = joinCluster(cfg, log); err != nil {
+			_ = st.Close(ctx)
+			return nil, err
+		}
+		p := node.Presence(duties)
+		duties.Notify(p.Changed)
+		onDuty = p
+		st = closeWith{st, node.Close} // every later failure closes the store: the node too
+	}
 	b := broker.New(broker.Config{
 		Addr:             cfg.MQTT.Addr,
 		QueuePerClient:   cfg.MQTT.QueuePerClient,
@@ -79,7 +99,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		MaxConnsPerIP:    cfg.Limits.ConnectionsPerIP,
 		MaxSubscriptions: cfg.Limits.SubscriptionsPerClient,
 	}, log)
-	svc := chat.New(st, b, duties, chat.Config{
+	svc := chat.New(st, b, onDuty, chat.Config{
 		MaxMessagesCount:         cfg.API.MaxMessagesCount,
 		ContentChars:             cfg.Limits.ContentChars,
 		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
@@ -92,6 +112,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, log.With("component", "mqtt-auth"))
 	hooks := []mqtt.Hook{authHook, duty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
+	var clusterHook *clusterhook.Hook
+	if node != nil {
+		clusterHook = clusterhook.New(node, b.Server())
+		hooks = append(hooks, clusterHook)
+	}
 	for _, h := range hooks {
 		if err := b.AddHook(h); err != nil {
 			_ = st.Close(ctx)
@@ -129,7 +154,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		origins.SetOrg(o.ID, o.AllowedOrigins)
 	}
 
-	engine := faye.New(faye.Config{
+	fayeCfg := faye.Config{
 		Timeout:         cfg.Faye.Timeout,
 		IdleTimeout:     cfg.Faye.IdleTimeout,
 		Ping:            cfg.Faye.Ping,
@@ -139,7 +164,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		AnonymousOrg:    cfg.Auth.AnonymousOrg,
 		HandshakesPerIP: ratelimit.New(cfg.Limits.HandshakesPerMinutePerIP),
 		Origins:         origins,
-	}, svc, verifier, duties, b, log.With("component", "faye"))
+	}
+	if node != nil {
+		fayeCfg.Node, fayeCfg.Router, fayeCfg.Interest = node.Name(), node, node
+	}
+	engine := faye.New(fayeCfg, svc, verifier, duties, b, log.With("component", "faye"))
 	if err := b.OnPublish(engine.Deliver); err != nil {
 		_ = st.Close(ctx)
 		return nil, err
@@ -159,7 +188,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if cfg.MQTT.WSPath != "" {
 		mqttws.Register(app, cfg.MQTT.WSPath, b, origins, cfg.Limits.WSFrameBytes, log.With("component", "mqtt-ws"))
 	}
+	degraded := map[string]func(context.Context) error{}
+	if node != nil {
+		degraded["cluster"] = node.Ready
+	}
 	api.Register(app, svc, verifier, api.Config{
+		Degraded:     degraded,
 		AnonymousOrg: cfg.Auth.AnonymousOrg,
 		Origins:      origins,
 		OpensPerIP:   ratelimit.New(cfg.Limits.OpensPerMinutePerIP),
@@ -173,7 +207,37 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
-	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1), mx: mx, demo: demo}, nil
+	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1),
+		mx: mx, demo: demo, node: node, clusterHook: clusterHook}, nil
+}
+
+// joinCluster connects to NATS (see package cluster).
+func joinCluster(cfg *config.Config, log *slog.Logger) (*cluster.Node, error) {
+	node, err := cluster.Connect(cluster.Config{
+		URL:         cfg.Cluster.NATSURL,
+		Node:        cfg.Cluster.NodeName,
+		Prefix:      cfg.Cluster.SubjectPrefix,
+		Heartbeat:   cfg.Cluster.Heartbeat,
+		NodeTimeout: cfg.Cluster.NodeTimeout,
+		// A forwarded long-poll is held up to faye.timeout by the owner.
+		ForwardTimeout: cfg.Faye.Timeout + 10*time.Second,
+	}, log.With("component", "cluster"))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("cluster: joining", "node", cfg.Cluster.NodeName, "prefix", cfg.Cluster.SubjectPrefix)
+	return node, nil
+}
+
+// closeWith is a store whose Close also ends something opened after it.
+type closeWith struct {
+	store.Store
+	also func()
+}
+
+func (c closeWith) Close(ctx context.Context) error {
+	c.also()
+	return c.Store.Close(ctx)
 }
 
 func mqttTLS(cfg *config.Config) (*tls.Config, error) {
@@ -230,6 +294,14 @@ func (s *Server) Start() error {
 	fctx, stop := context.WithCancel(context.Background())
 	s.stopFaye, s.fayeDone = stop, make(chan struct{})
 	go func() { defer close(s.fayeDone); s.faye.Run(fctx) }()
+	if s.node != nil {
+		cctx, stop := context.WithCancel(context.Background())
+		s.stopCluster, s.clusterDone = stop, make(chan struct{})
+		go func() { defer close(s.clusterDone); s.node.Run(cctx, s.clusterHook.Inject) }()
+		if err := s.node.ServeFaye(cctx, s.faye.ServeForwarded); err != nil {
+			s.log.Error("cluster: forwarded Faye requests will not be served", "err", err.Error())
+		}
+	}
 	go func() { s.served <- s.app.Listener(ln) }()
 	s.log.Info("mqtt listening", "addr", s.broker.Addr().String())
 	s.log.Info("http listening", "addr", ln.Addr().String())
@@ -267,6 +339,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopFaye != nil { // first, so that held long-polls do not hold up the HTTP shutdown
 		s.stopFaye()
 		<-s.fayeDone
+	}
+	if s.stopCluster != nil { // the node's goodbye, from the store's Close, takes its managers off duty everywhere
+		s.stopCluster()
+		<-s.clusterDone
 	}
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop HTTP: %w", err))
