@@ -19,10 +19,12 @@ const ORG = 'clientjs';
 
 // The page: a harness around the client that records what it sees for the test to read.
 const harness = `
-window.T = { events: [], out: [], meta: [], inbox: [] };
+window.T = { events: [], out: [], meta: [], inbox: [], clients: [] };
 T.start = function (endpoint, token, disable) {
   var client = new Faye.Client(endpoint, { retry: 0.5, timeout: 20 });
   disable.forEach(function (f) { client.disable(f); });
+  // A header both servers allow across origins; the HTTP transports must carry it.
+  client.setHeader('Authorization', 'Bearer set-header');
   // Extensions run in order and may answer later: the first adds the token asynchronously, the
   // second must see it.
   client.addExtension({ outgoing: function (m, cb) {
@@ -39,6 +41,13 @@ T.start = function (endpoint, token, disable) {
   client.on('transport:up', function () { T.events.push('up'); });
   client.on('transport:down', function () { T.events.push('down'); });
   T.client = client;
+  T.clients.push(client);
+};
+// stop disconnects every client, as a page does when it unloads.
+T.stop = function () {
+  return Promise.all(T.clients.map(function (c) {
+    return Promise.race([c.disconnect(), new Promise(function (r) { setTimeout(r, 3000); })]).catch(function () {});
+  }));
 };
 T.subscribe = function (channel, tag) {
   var sub = T.client.subscribe(channel, function (data) { T.inbox.push({ tag: tag || channel, data: data }); });
@@ -58,12 +67,14 @@ function pageHTML(clientSrc) {
 <script src="${clientSrc}"></script><script>${harness}</script></body></html>`;
 }
 
-// startReference runs the reference Faye server (faye-reference.mjs) on port (0: a free one),
-// holding connects as long as the chat server does in this suite (lib.mjs): when a websocket
-// opens after the handshake, the client (like Faye's) moves to it once the connect held on
-// long-polling returns.
+// Seconds both servers hold a /meta/connect. Short, because when a websocket opens only after
+// the handshake, the client (like Faye's) moves to it once the connect held on long-polling
+// returns.
+const HOLD = 5;
+
+// startReference runs the reference Faye server (faye-reference.mjs) on port (0: a free one).
 async function startReference(port = 0) {
-  const proc = spawn(process.execPath, [path.join(repoRoot, 'e2e', 'node', 'faye-reference.mjs'), String(port), '10'], {
+  const proc = spawn(process.execPath, [path.join(repoRoot, 'e2e', 'node', 'faye-reference.mjs'), String(port), String(HOLD)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise((resolve) => proc.on('exit', resolve));
@@ -93,7 +104,7 @@ const servers = [
   {
     name: 'chat server',
     async start(pageOrigin) {
-      const env = { CHAT_HTTP_ALLOWED_ORIGINS: pageOrigin, CHAT_FAYE_CLIENT_JS_PATH: '' };
+      const env = { CHAT_HTTP_ALLOWED_ORIGINS: pageOrigin, CHAT_FAYE_CLIENT_JS_PATH: '', CHAT_FAYE_TIMEOUT: `${HOLD}s`, CHAT_FAYE_PING: '2s' };
       let srv = await startServer({ env });
       return {
         get base() { return srv.base; },
@@ -166,9 +177,28 @@ before(async () => {
 });
 after(async () => { await browser?.close(); });
 
-const waitFor = (page, fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 20000 }).catch((err) => {
-  throw new Error(`${what}: ${err.message}`);
+// What the page's client sent and got, for failure messages.
+const trace = (page) => page.evaluate(() => JSON.stringify({ events: T.events, out: T.out, meta: T.meta }))
+  .catch((err) => `(no trace: ${err.message})`);
+
+// waitFor waits for fn to be true in the page, and fails with the client's trace.
+const waitFor = (page, fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 20000 }).catch(async (err) => {
+  throw new Error(`${what}: ${err.message}\n${await trace(page)}`);
 });
+
+// run evaluates fn in the page, failing with the client's trace rather than waiting forever on a
+// promise that never settles.
+async function run(page, fn, arg) {
+  let timer;
+  const timeout = new Promise((resolve, reject) => {
+    timer = setTimeout(async () => reject(new Error(`page did not answer within 20s\n${await trace(page)}`)), 20000);
+  });
+  try {
+    return await Promise.race([page.evaluate(fn, arg), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 for (const server of servers) {
   describe(`our client.js against the ${server.name}`, () => {
@@ -200,12 +230,15 @@ for (const server of servers) {
     async function openPage(mode) {
       const context = await browser.newContext();
       const page = await context.newPage();
-      const wire = { jsonp: [], posts: [], sockets: [] };
+      const wire = { jsonp: [], posts: [], authorization: [], sockets: [] };
       page.on('request', (req) => {
         const url = req.url();
         if (!url.startsWith(srv.base + '/faye')) return;
         if (url.includes('jsonp=')) wire.jsonp.push(decodeURIComponent(url));
-        else if (req.method() === 'POST') wire.posts.push(req.postData() || '');
+        else if (req.method() === 'POST') {
+          wire.posts.push(req.postData() || '');
+          wire.authorization.push(req.headers().authorization);
+        }
       });
       page.on('websocket', (ws) => wire.sockets.push(ws.url()));
       page.on('pageerror', (err) => wire.pageError = err);
@@ -223,31 +256,41 @@ for (const server of servers) {
       return { context, page, wire };
     }
 
+    // closePage disconnects the page's clients before closing it: the reference server (Faye
+    // 1.4.3's NodeAdapter, with the official bundle just the same) crashes with
+    // ERR_HTTP_HEADERS_SENT some time after a page goes away during a held callback-polling
+    // connect.
+    async function closePage({ page, context }) {
+      await run(page, () => T.stop()).catch(() => {});
+      await context.close();
+    }
+
     for (const mode of modes) {
       test(`${mode.name}: subscribe, publish, receive, extensions`, async () => {
-        const { context, page, wire } = await openPage(mode);
+        const opened = await openPage(mode);
+        const { page, wire } = opened;
         const tok = server.token();
         const node = fayeClient(srv.base, tok);
         try {
           const channel = `/room/${mode.transport}`;
-          await page.evaluate(([e, t, d]) => T.start(e, t, d), [`${srv.base}/faye`, tok, mode.disable]);
-          assert.equal(await page.evaluate((c) => T.subscribe(c), channel), 'ok');
+          await run(page, ([e, t, d]) => T.start(e, t, d), [`${srv.base}/faye`, tok, mode.disable]);
+          assert.equal(await run(page, (c) => T.subscribe(c), channel), 'ok');
           // The client moves to a websocket once one is open, which may be after the subscribe.
           await waitFor(page, (t) => T.transport() === t && T.out.some((m) => m.channel === '/meta/connect' && m.connectionType === t),
             mode.transport, `transport is not ${mode.transport}`);
 
           // The page's own publish is acknowledged and comes back through its subscription;
           // the official Node client's publish reaches it too.
-          assert.equal(await page.evaluate((c) => T.publish(c, { text: 'from the page' }), channel), 'ok');
+          assert.equal(await run(page, (c) => T.publish(c, { text: 'from the page' }), channel), 'ok');
           await publish(node, channel, { text: 'from node' });
           await waitFor(page, (c) => T.received(c).length >= 2, channel, 'messages not received');
-          assert.deepEqual(await page.evaluate((c) => T.received(c), channel), [
+          assert.deepEqual(await run(page, (c) => T.received(c), channel), [
             { text: 'from the page', seen: true }, { text: 'from node', seen: true },
           ]);
 
           // Both extensions saw every outgoing message in order: the second with the token the
           // first added asynchronously; ids count up like Faye's.
-          const out = await page.evaluate(() => T.out);
+          const out = await run(page, () => T.out);
           assert.deepEqual(out.slice(0, 1).map((m) => [m.channel, m.version, m.id]), [['/meta/handshake', '1.0', '1']]);
           assert.ok(out.every((m) => m.ext && m.ext.token === tok || !server.requiresToken), JSON.stringify(out));
           assert.ok(out.some((m) => m.channel === '/meta/subscribe' && m.subscription === channel));
@@ -257,6 +300,7 @@ for (const server of servers) {
           const postHandshake = wire.posts.some((b) => b.includes('/meta/handshake'));
           assert.equal(jsonpHandshake, mode.handshake === 'JSONP', JSON.stringify(wire));
           assert.equal(postHandshake, mode.handshake === 'POST', JSON.stringify(wire));
+          assert.ok(wire.authorization.every((h) => h === 'Bearer set-header'), JSON.stringify(wire.authorization));
           if (mode.transport === 'websocket') assert.ok(wire.sockets.length > 0, 'no websocket');
           if (mode.transport === 'cross-origin-long-polling') {
             assert.ok(wire.posts.some((b) => b.startsWith('message=')), 'no CORS post');
@@ -265,68 +309,113 @@ for (const server of servers) {
             assert.equal(wire.posts.length, 0, 'callback-polling posted');
             assert.ok(wire.jsonp.some((u) => u.includes('/meta/connect')), 'no JSONP connect');
           }
-          assert.deepEqual(await page.evaluate(() => T.events), ['up']);
+          assert.deepEqual(await run(page, () => T.events), ['up']);
           assert.equal(wire.pageError, undefined);
         } finally {
-          await context.close();
+          await closePage(opened);
           await close(node);
         }
       });
     }
 
     test('publish and subscribe reject with Faye errors; cancel stops delivery', async () => {
-      const { context, page } = await openPage(modes[2]);
+      const opened = await openPage(modes[2]);
+      const { page } = opened;
       const node = fayeClient(srv.base, server.token());
       try {
         const { refusals } = server;
-        await page.evaluate(([e, t]) => T.start(e, t, []), [`${srv.base}/faye`, refusals.token()]);
-        const err = await page.evaluate((c) => T.publish(c, { text: 'no' }), refusals.publish.channel);
+        await run(page, ([e, t]) => T.start(e, t, []), [`${srv.base}/faye`, refusals.token()]);
+        const err = await run(page, (c) => T.publish(c, { text: 'no' }), refusals.publish.channel);
         assert.deepEqual(err, {
           code: refusals.publish.code, params: refusals.publish.params, message: refusals.publish.message,
           text: `${refusals.publish.code}:${refusals.publish.params.join(',')}:${refusals.publish.message}`,
         });
-        const subErr = await page.evaluate((c) => T.subscribe(c), refusals.subscribe.channel);
+        const subErr = await run(page, (c) => T.subscribe(c), refusals.subscribe.channel);
         assert.equal(subErr.code, refusals.subscribe.code, JSON.stringify(subErr));
 
         // Two subscriptions to one channel: cancelling one sends no unsubscribe and the other
         // keeps receiving; cancelling the last one unsubscribes.
-        await page.evaluate(() => T.client.disconnect());
-        await page.evaluate(([e, t]) => T.start(e, t, []), [`${srv.base}/faye`, server.token()]);
-        assert.equal(await page.evaluate(() => T.subscribe('/room/cancel', 'a')), 'ok');
-        assert.equal(await page.evaluate(() => T.subscribe('/room/cancel', 'b')), 'ok');
-        await page.evaluate(() => T.a.cancel());
+        // Not checked: the chat server may close the socket before the disconnect's reply is
+        // written, and the resent disconnect then meets "401 Unknown client".
+        await run(page, () => T.client.disconnect().catch(() => {}));
+        await run(page, ([e, t]) => T.start(e, t, []), [`${srv.base}/faye`, server.token()]);
+        assert.equal(await run(page, () => T.subscribe('/room/cancel', 'a')), 'ok');
+        assert.equal(await run(page, () => T.subscribe('/room/cancel', 'b')), 'ok');
+        await run(page, () => T.a.cancel());
         await publish(node, '/room/cancel', { n: 1 });
         await waitFor(page, () => T.received('b').length === 1, null, 'b did not receive');
-        assert.deepEqual(await page.evaluate(() => T.received('a')), []);
-        const unsubscribes = () => page.evaluate(() => T.out.filter((m) => m.channel === '/meta/unsubscribe').length);
+        assert.deepEqual(await run(page, () => T.received('a')), []);
+        const unsubscribes = () => run(page, () => T.out.filter((m) => m.channel === '/meta/unsubscribe').length);
         assert.equal(await unsubscribes(), 0);
-        await page.evaluate(() => T.client.unsubscribe('/room/cancel', T.b));
+        await run(page, () => T.client.unsubscribe('/room/cancel', T.b));
         await waitFor(page, () => T.out.some((m) => m.channel === '/meta/unsubscribe' && m.subscription === '/room/cancel'), null, 'no unsubscribe');
       } finally {
-        await context.close();
+        await closePage(opened);
         await close(node);
       }
     });
 
+    test('Faye.Error parsing and option checks are Faye\'s', async () => {
+      const opened = await openPage(modes[0]);
+      const { page } = opened;
+      try {
+        // The cases of the reference client in the wire captures (13_client_duplicate_...).
+        const parsed = await run(page, () => ['403::Authentication required', '401:abc:Unknown client',
+          'custom failure text', '403:x:needs: colon', '405:/foo/*:Invalid channel']
+          .map((s) => { const e = Faye.Error.parse(s); return [e.code, e.params, e.message]; }));
+        assert.deepEqual(parsed, [
+          [403, [''], 'Authentication required'], [401, ['abc'], 'Unknown client'],
+          [null, [], 'custom failure text'], [null, [], '403:x:needs: colon'], [405, ['/foo/*'], 'Invalid channel'],
+        ]);
+        const thrown = await run(page, () => {
+          try { new Faye.Client('/faye', { nonsense: 1 }); } catch (e) { return e.message; }
+          return 'accepted';
+        });
+        assert.equal(thrown, 'Unrecognized option: nonsense');
+      } finally {
+        await closePage(opened);
+      }
+    });
+
     if (server.requiresToken) {
-      test('without the token extension the server refuses the subscribe', async () => {
-        const { context, page } = await openPage(modes[0]);
+      test('a refused handshake with advice reconnect none is not retried', async () => {
+        const opened = await openPage(modes[1]);
+        const { page } = opened;
         try {
-          await page.evaluate(([e]) => T.start(e, undefined, []), [`${srv.base}/faye`]);
-          const err = await page.evaluate(() => T.subscribe('/room/x'));
+          await run(page, ([e]) => { T.start(e, 'not-a-token', ['websocket']); T.subscribe('/room/x'); }, [`${srv.base}/faye`]);
+          await waitFor(page, () => T.meta.some((m) => m.channel === '/meta/handshake'), null, 'no handshake reply');
+          const reply = await run(page, () => T.meta[0]);
+          assert.equal(reply.successful, false);
+          assert.equal(reply.advice && reply.advice.reconnect, 'none', JSON.stringify(reply));
+          // Several retry intervals (0.5 s) later it has still not tried again.
+          await new Promise((r) => setTimeout(r, 2000));
+          assert.equal(await run(page, () => T.out.filter((m) => m.channel === '/meta/handshake').length), 1);
+        } finally {
+          await closePage(opened);
+        }
+      });
+
+
+      test('without the token extension the server refuses the subscribe', async () => {
+        const opened = await openPage(modes[0]);
+        const { page } = opened;
+        try {
+          await run(page, ([e]) => T.start(e, undefined, []), [`${srv.base}/faye`]);
+          const err = await run(page, () => T.subscribe('/room/x'));
           assert.equal(err.code, 403, JSON.stringify(err));
         } finally {
-          await context.close();
+          await closePage(opened);
         }
       });
     }
 
     for (const mode of [modes[2], modes[3]]) {
       test(`${mode.name}: transport:down and up across a server restart, then resubscribed`, async () => {
-        const { context, page } = await openPage(mode);
+        const opened = await openPage(mode);
+        const { page } = opened;
         try {
-          await page.evaluate(([e, t, d]) => T.start(e, t, d), [`${srv.base}/faye`, server.token(), mode.disable]);
-          assert.equal(await page.evaluate(() => T.subscribe('/room/restart')), 'ok');
+          await run(page, ([e, t, d]) => T.start(e, t, d), [`${srv.base}/faye`, server.token(), mode.disable]);
+          assert.equal(await run(page, () => T.subscribe('/room/restart')), 'ok');
           await srv.restart(() => waitFor(page, () => T.events.includes('down'), null, 'no transport:down'));
           await waitFor(page, () => T.events.filter((e) => e === 'up').length >= 2, null, 'no transport:up after the restart');
           // The server forgot the client: it handshook again and resubscribed by itself.
@@ -342,7 +431,7 @@ for (const server of servers) {
           }
           await waitFor(page, (t) => T.transport() === t, mode.transport, `transport is not back to ${mode.transport}`);
         } finally {
-          await context.close();
+          await closePage(opened);
         }
       });
     }

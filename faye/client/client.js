@@ -408,7 +408,6 @@
     this.endpoint = new URL(endpoint, global.location && global.location.href).href;
     this._alternates = options.endpoints || {};
     this.retry = options.retry || DEFAULT_RETRY;
-    this.timeout = CONNECTION_TIMEOUT;
     this.headers = {};
     this.clientId = null;
     this.connectionType = null;
@@ -489,6 +488,7 @@
     // transport:down as Faye does; with no transport nothing is resent.
     this._envelopes.forEach(function (env) { clearTimeout(env.timer); });
     if (transport) transport.close();
+    this._websockets.forEach(function (ws) { ws.close(); }); // probed but never used
   };
 
   // send delivers message until the server answers it, waiting timeout seconds for each
@@ -571,7 +571,6 @@
       interval: 1000 * (options.interval || 0),
       timeout: 1000 * (options.timeout || CONNECTION_TIMEOUT)
     };
-    this._dispatcher.timeout = this._advice.timeout / 1000;
 
     var self = this;
     if (global.addEventListener) {
@@ -758,7 +757,6 @@
 
   Client.prototype._handleAdvice = function (advice) {
     Object.assign(this._advice, advice);
-    this._dispatcher.timeout = this._advice.timeout / 1000;
     if (this._advice.reconnect === 'handshake' && this._state !== DISCONNECTED) {
       // The server forgot us (e.g. it restarted): handshake again, then resubscribe.
       this._state = UNCONNECTED;
