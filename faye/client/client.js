@@ -366,7 +366,7 @@
       var replies = parseReplies(event.data);
       if (!replies) return;
       replies.forEach(function (reply) {
-        if (reply.successful !== undefined) self._pending.delete(reply.id);
+        if (reply && reply.successful !== undefined) self._pending.delete(reply.id);
       });
       self._dispatcher.receive(replies);
     };
@@ -520,6 +520,7 @@
   Dispatcher.prototype.receive = function (replies) {
     var self = this;
     replies.forEach(function (reply) {
+      if (!reply || typeof reply !== 'object') return; // not a Bayeux message
       var env = self._envelopes.get(reply.id);
       if (reply.successful !== undefined && env) {
         clearTimeout(env.timer);
@@ -750,7 +751,7 @@
     var self = this;
     this._pipe('incoming', message, function (message) {
       if (message.advice) self._handleAdvice(message.advice);
-      if (message.channel && message.data !== undefined) self._channels.deliver(message);
+      if (typeof message.channel === 'string' && message.data !== undefined) self._channels.deliver(message);
       if (callback) callback(message);
     });
   };
