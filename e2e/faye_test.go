@@ -17,6 +17,7 @@ import (
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/config"
+	fayeclient "github.com/convead/chat-server/faye/client"
 )
 
 // fayeEnv starts a node with short Faye timings so holds and expiries are quick to observe.
@@ -476,8 +477,8 @@ func TestFayeClientJS(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 404 || !strings.Contains(string(body), "faye.client_js_path") {
-		t.Errorf("unconfigured client.js: %d %s", resp.StatusCode, body)
+	if resp.StatusCode != 200 || string(body) != fayeclient.Script() {
+		t.Errorf("unconfigured client.js is not the server's own client: %d %.80s", resp.StatusCode, body)
 	}
 	bundle := filepath.Join(t.TempDir(), "faye-browser-min.js")
 	if err := os.WriteFile(bundle, []byte("var Faye={};"), 0o600); err != nil {

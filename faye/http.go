@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/convead/chat-server/faye/bayeux"
+	"github.com/convead/chat-server/faye/client"
 	"github.com/convead/chat-server/origin"
 )
 
@@ -29,8 +30,8 @@ type HTTPConfig struct {
 	// Origins governs cross-origin requests and websocket upgrades (before the organisation is
 	// known; the engine checks again at handshake).
 	Origins *origin.Registry
-	// ClientJSPath is a file served at <mount>/client.js and <mount>.js (the Faye browser
-	// bundle); empty serves a 404 that says how to configure it.
+	// ClientJSPath is a file served at <mount>/client.js and <mount>.js (e.g. the official
+	// Faye browser bundle); empty serves the server's own client (package faye/client).
 	ClientJSPath string
 	// MaxFrameBytes bounds websocket frames.
 	MaxFrameBytes int
@@ -41,26 +42,19 @@ const StreamTimeout = 24 * time.Hour
 
 // handler serves the engine over HTTP.
 type handler struct {
-	e        *Engine
-	cfg      HTTPConfig
-	log      *slog.Logger
-	clientJS []byte
-	etag     string
-	ws       fiber.Handler
+	e   *Engine
+	cfg HTTPConfig
+	log *slog.Logger
+	ws  fiber.Handler
 }
 
 // Register mounts the Bayeux endpoint on app. It fails if the configured client bundle cannot
 // be read.
 func (e *Engine) Register(app *fiber.App, cfg HTTPConfig) error {
-	h := &handler{e: e, cfg: cfg, log: e.log}
-	if cfg.ClientJSPath != "" {
-		js, err := os.ReadFile(cfg.ClientJSPath)
-		if err != nil {
-			return fmt.Errorf("read the Faye client bundle (faye.client_js_path): %w", err)
-		}
-		sum := sha1.Sum(js)
-		h.clientJS, h.etag = js, `"`+hex.EncodeToString(sum[:])+`"`
+	if err := registerClientJS(app, cfg.Mount, cfg.ClientJSPath); err != nil {
+		return err
 	}
+	h := &handler{e: e, cfg: cfg, log: e.log}
 	h.ws = websocket.New(h.serveWebSocket, websocket.Config{
 		// Origins are checked by our own policy before the upgrade.
 		Origins:          []string{"*"},
@@ -71,8 +65,6 @@ func (e *Engine) Register(app *fiber.App, cfg HTTPConfig) error {
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 	})
-	app.Get(cfg.Mount+".js", h.serveClientJS)
-	app.Get(cfg.Mount+"/client.js", h.serveClientJS)
 	app.All(cfg.Mount, h.serve)
 	app.All(cfg.Mount+"/*", h.serve)
 	return nil
@@ -88,19 +80,34 @@ func RequestConfig(header *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	return fasthttp.RequestConfig{}
 }
 
-func (h *handler) serveClientJS(c *fiber.Ctx) error {
-	if h.clientJS == nil {
-		h.log.Warn("faye: GET client.js but no bundle is configured: set faye.client_js_path (CHAT_FAYE_CLIENT_JS_PATH) to the faye npm package's client/faye-browser-min.js")
-		return c.Status(fiber.StatusNotFound).SendString("The Faye client bundle is not configured on this server (faye.client_js_path).")
+// registerClientJS serves the browser client at <mount>/client.js and <mount>.js: the file at
+// path when it is set (read once, at start), the server's own client otherwise.
+func registerClientJS(app *fiber.App, mount, path string) error {
+	js := []byte(client.Script())
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read the Faye client bundle (faye.client_js_path) %s: %w", path, err)
+		}
+		js = b
 	}
-	c.Set(fiber.HeaderETag, h.etag)
-	c.Set(fiber.HeaderCacheControl, "public, max-age=0, must-revalidate")
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && strings.Contains(inm, h.etag) {
-		return c.SendStatus(fiber.StatusNotModified)
+	sum := sha1.Sum(js)
+	etag := `"` + hex.EncodeToString(sum[:]) + `"`
+	serve := func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderETag, etag)
+		// Revalidated on every load: a new server version takes effect at once, and an
+		// unchanged script costs a 304.
+		c.Set(fiber.HeaderCacheControl, "public, max-age=0, must-revalidate")
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && strings.Contains(inm, etag) {
+			return c.SendStatus(fiber.StatusNotModified)
+		}
+		c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+		return c.Send(js)
 	}
-	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
-	return c.Send(h.clientJS)
+	app.Get(mount+".js", serve)
+	app.Get(mount+"/client.js", serve)
+	return nil
 }
 
 func badRequest(c *fiber.Ctx) error {

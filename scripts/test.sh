@@ -17,7 +17,7 @@ fi
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
 
-echo "== Node end-to-end suite (official faye client; its browser bundle in Chromium)"
+echo "== Node end-to-end suite (official faye client; its browser bundle and our own client in Chromium)"
 # Chromium comes from Debian; playwright-core drives it (it downloads no browser of its own).
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -1,8 +1,11 @@
-// The reference server: the official faye npm package's NodeAdapter with default options,
+// The reference server: the official faye npm package's NodeAdapter (default options unless told),
 // mounted at /faye, on loopback. Benchmarks and the compatibility tests of our own browser client
 // run against it side by side with the chat server.
 //
-//   node faye-reference.mjs [port]     (port 0 or none: a free port)
+//   node faye-reference.mjs [port] [timeout]
+//
+// port 0 or none: a free port; timeout: seconds a /meta/connect is held (Faye's option; none:
+// Faye's default).
 //
 // It prints one line, "listening <port> pid <pid>", once it accepts connections, and serves
 // /faye/client.js (the official browser bundle) like a Faye deployment would. It stops on
@@ -11,7 +14,9 @@ import http from 'node:http';
 import faye from 'faye';
 
 const port = Number(process.argv[2] || 0);
-const bayeux = new faye.NodeAdapter({ mount: '/faye' });
+const options = { mount: '/faye' };
+if (process.argv[3]) options.timeout = Number(process.argv[3]);
+const bayeux = new faye.NodeAdapter(options);
 const server = http.createServer((req, res) => {
   res.writeHead(404, { 'Content-Type': 'text/plain' });
   res.end('not found\n');
