@@ -38,8 +38,9 @@ describe('console and demo page', () => {
 
   before(async () => {
     // Only what the tests of this suite always set (loopback ports, a temp data folder, a
-    // secret, the Faye bundle): web.enabled and web.demo keep their embedded defaults.
-    srv = await startServer();
+    // secret): web.enabled, web.demo and the Faye client (the server's own client.js) keep their
+    // embedded defaults, as a newcomer gets them.
+    srv = await startServer({ env: { CHAT_FAYE_CLIENT_JS_PATH: '' } });
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
