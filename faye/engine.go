@@ -90,6 +90,16 @@ type Engine struct {
 	idx      *index
 
 	closing atomic.Bool // the server is shutting down: sessions end, clients should re-handshake
+
+	stopMu sync.Mutex
+	stops  []func() // transports to stop after the sessions ended
+}
+
+// onStop registers fn to run when Run ends, after every session ended.
+func (e *Engine) onStop(fn func()) {
+	e.stopMu.Lock()
+	defer e.stopMu.Unlock()
+	e.stops = append(e.stops, fn)
 }
 
 // New returns an engine. Feed it the broker's publishes through Deliver, and run Run.
@@ -108,6 +118,12 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-ctx.Done():
 			e.closing.Store(true)
 			e.closeAll()
+			e.stopMu.Lock()
+			stops := e.stops
+			e.stopMu.Unlock()
+			for _, fn := range stops {
+				fn()
+			}
 			return
 		case <-tick.C:
 			e.collect()
@@ -615,7 +631,7 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 // out, another connect replaced it, the session ended, or ctx ended. It returns the
 // deliveries to send after the connect reply.
 func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
-	cons := c.Session.attach(false)
+	cons := c.Session.attach(false, nil)
 	if cons == nil {
 		return nil
 	}
@@ -646,11 +662,11 @@ func (e *Engine) shutdownAdvice() *bayeux.Advice {
 	return &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &timeout}
 }
 
-// Stream attaches a websocket or EventSource to a session: deliveries are pushed as they come.
-// The caller drains with Take after each wake, and calls the returned release when the stream
-// ends, which takes a manager off duty at once.
-func (e *Engine) Stream(s *session) (c *consumer, release func()) {
-	c = s.attach(true)
+// Stream attaches a websocket (sk) or EventSource (sk nil) to a session: deliveries are pushed
+// as they come. The caller drains after each wake, and calls the returned release when the
+// stream ends, which takes a manager off duty at once.
+func (e *Engine) Stream(s *session, sk sink) (c *consumer, release func()) {
+	c = s.attach(true, sk)
 	if c == nil {
 		return nil, func() {}
 	}

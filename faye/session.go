@@ -11,11 +11,43 @@ import (
 // consumer is whatever currently takes a session's messages: one held long-poll, a bound
 // websocket or an EventSource stream. A session has at most one; a new one replaces it.
 type consumer struct {
+	// Long-poll and EventSource wait on channels.
 	wake chan struct{} // a message was queued (capacity 1: a pending wake is enough)
 	done chan struct{} // closed when replaced or when the session ends
+	// A websocket is called instead: no channel to wait on, so no goroutine per socket.
+	sink sink
 	// streaming is true for websocket and EventSource: their end takes a manager off duty,
 	// while a long-poll ending between two polls does not.
 	streaming bool
+}
+
+// sink is a consumer that is told rather than woken (a websocket served by the event loop).
+type sink interface {
+	// queued says messages wait (take them with takeFor). It is called on the publisher's
+	// goroutine, so it must only schedule the write.
+	queued()
+	// ended says c no longer consumes: another consumer replaced it (closed false) or the
+	// session ended (closed true). Never called under the session's lock.
+	ended(c *consumer, closed bool)
+}
+
+func (c *consumer) signal() {
+	if c.sink != nil {
+		c.sink.queued()
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *consumer) end(closed bool) {
+	if c.sink != nil {
+		c.sink.ended(c, closed)
+		return
+	}
+	close(c.done)
 }
 
 // session is one Faye client, from handshake to disconnect or expiry.
@@ -71,10 +103,7 @@ func (s *session) deliver(msg []byte, max int) (dropped bool) {
 	c := s.consumer
 	s.mu.Unlock()
 	if c != nil {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.signal()
 	}
 	return false
 }
@@ -88,16 +117,37 @@ func (s *session) take() [][]byte {
 	return q
 }
 
+// takeFor appends everything queued to dst and empties the queue, if c is still the
+// consumer. The queue keeps its array, so a steady stream allocates nothing per delivery.
+func (s *session) takeFor(c *consumer, dst [][]byte) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.consumer != c {
+		return dst
+	}
+	dst = append(dst, s.queue...)
+	clear(s.queue)
+	if cap(s.queue) > 64 { // a burst is over: do not keep its array
+		s.queue = nil
+	} else {
+		s.queue = s.queue[:0]
+	}
+	return dst
+}
+
 func (s *session) pending() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.queue) > 0
 }
 
-// attach makes a new consumer current, ending the previous one. It returns nil when the
-// session has ended.
-func (s *session) attach(streaming bool) *consumer {
-	c := &consumer{wake: make(chan struct{}, 1), done: make(chan struct{}), streaming: streaming}
+// attach makes a new consumer current (sk nil: one woken through channels), ending the
+// previous one. It returns nil when the session has ended.
+func (s *session) attach(streaming bool, sk sink) *consumer {
+	c := &consumer{streaming: streaming, sink: sk}
+	if sk == nil {
+		c.wake, c.done = make(chan struct{}, 1), make(chan struct{})
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -108,15 +158,16 @@ func (s *session) attach(streaming bool) *consumer {
 	queued := len(s.queue) > 0
 	s.mu.Unlock()
 	if old != nil {
-		close(old.done)
+		old.end(false)
 	}
 	if queued {
-		c.wake <- struct{}{}
+		c.signal()
 	}
 	return c
 }
 
-// detach forgets c if it is still current; it reports whether it was.
+// detach forgets c if it is still current; it reports whether it was. A sink detaches itself,
+// so it is not told.
 func (s *session) detach(c *consumer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,8 +175,17 @@ func (s *session) detach(c *consumer) bool {
 		return false
 	}
 	s.consumer = nil
-	close(c.done)
+	if c.sink == nil {
+		close(c.done)
+	}
 	return true
+}
+
+// current reports whether c is the session's consumer.
+func (s *session) current(c *consumer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.consumer == c
 }
 
 // close ends the session and its consumer; it reports false if it had already ended.
@@ -141,7 +201,7 @@ func (s *session) close() bool {
 	s.queue = nil
 	s.mu.Unlock()
 	if c != nil {
-		close(c.done)
+		c.end(true)
 	}
 	return true
 }

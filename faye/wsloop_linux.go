@@ -1,0 +1,339 @@
+//go:build linux
+
+package faye
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/convead/chat-server/faye/wsframe"
+)
+
+// reactor serves websockets with one epoll loop and one writer per shard (a shard per core,
+// at most 4): the loop reads readable sockets, finishes writes when sockets become writable
+// and runs the timers; the writer writes the deliveries publishers queued.
+type reactor struct {
+	h      *handler
+	shards []*shard
+	tick   time.Duration
+	closed atomic.Bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type shard struct {
+	rx   *reactor
+	epfd int
+
+	mu    sync.Mutex
+	conns map[int32]*wsConn // by descriptor
+	all   []*wsConn         // the sweep's snapshot, reused
+
+	readyMu sync.Mutex
+	ready   []*wsConn // sockets with deliveries to write
+	wake    chan struct{}
+}
+
+// sysConn is what the loop knows of a socket: its descriptor, used with raw non-blocking
+// reads and writes. The descriptor is closed (by dispose) only under rmu and after closed is
+// set under mu, so a read or write never meets a descriptor number reused by another socket.
+type sysConn struct {
+	fd int
+	sh *shard
+}
+
+func newReactor(h *handler) (*reactor, error) {
+	rx := &reactor{h: h, done: make(chan struct{})}
+	// The sweep runs the timers: fine enough for pings and held connects, cheap for 10k sockets.
+	rx.tick = min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond)
+	n := min(runtime.GOMAXPROCS(0), 4)
+	for range n {
+		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			for _, sh := range rx.shards {
+				_ = unix.Close(sh.epfd)
+			}
+			return nil, fmt.Errorf("epoll_create1: %w", err)
+		}
+		rx.shards = append(rx.shards, &shard{rx: rx, epfd: epfd, conns: map[int32]*wsConn{}, wake: make(chan struct{}, 1)})
+	}
+	for _, sh := range rx.shards {
+		rx.wg.Add(2)
+		go sh.poll()
+		go sh.write()
+	}
+	return rx, nil
+}
+
+// add serves an upgraded connection.
+func (rx *reactor) add(nc net.Conn, peer Peer) error {
+	inner, sc := unwrap(nc)
+	if sc == nil {
+		return fmt.Errorf("connection %T has no descriptor", nc)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("descriptor of %T: %w", nc, err)
+	}
+	fd := -1
+	if err := raw.Control(func(d uintptr) { fd = int(d) }); err != nil || fd < 0 {
+		return fmt.Errorf("descriptor of %T: %v", nc, err)
+	}
+	w := newWSConn(rx.h, inner, peer)
+	sh := rx.shards[fd%len(rx.shards)]
+	w.fd, w.sh = fd, sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if rx.closed.Load() {
+		return errors.New("the server is stopping")
+	}
+	sh.conns[int32(fd)] = w
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		delete(sh.conns, int32(fd))
+		return fmt.Errorf("epoll_ctl add %d: %w", fd, err)
+	}
+	return nil
+}
+
+// unwrap finds the TCP connection under fasthttp's wrappers (the hijacked connection, the
+// per-address counter): the descriptor comes from the innermost, Close goes to the outermost
+// wrapper that still matters (the per-address one gives back its slot). The hijack wrapper is
+// skipped: it holds fasthttp's read buffer, which an idle socket must not keep.
+func unwrap(nc net.Conn) (net.Conn, syscall.Conn) {
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		nc = u.UnsafeConn()
+	}
+	outer := nc
+	for range 4 {
+		if sc, ok := nc.(syscall.Conn); ok {
+			return outer, sc
+		}
+		v := reflect.ValueOf(nc)
+		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+			break
+		}
+		f := v.Elem().FieldByName("Conn") // a wrapper embedding net.Conn
+		if !f.IsValid() || !f.CanInterface() {
+			break
+		}
+		inner, ok := f.Interface().(net.Conn)
+		if !ok || inner == nil {
+			break
+		}
+		nc = inner
+	}
+	return outer, nil
+}
+
+// close ends every socket (their sessions ended first, with a normal closure) and the loops.
+func (rx *reactor) close() {
+	if rx.closed.Swap(true) {
+		return
+	}
+	for _, sh := range rx.shards {
+		sh.mu.Lock()
+		all := make([]*wsConn, 0, len(sh.conns))
+		for _, w := range sh.conns {
+			all = append(all, w)
+		}
+		sh.mu.Unlock()
+		for _, w := range all {
+			w.mu.Lock()
+			w.closeLocked(wsframe.CloseGoingAway, "the server stops")
+			w.dispose()
+			w.unlock()
+		}
+	}
+	close(rx.done)
+	rx.wg.Wait()
+	for _, sh := range rx.shards {
+		_ = unix.Close(sh.epfd)
+	}
+}
+
+func (sh *shard) poll() {
+	defer sh.rx.wg.Done()
+	events := make([]unix.EpollEvent, 256)
+	var sc scratch
+	next := time.Now().Add(sh.rx.tick)
+	for !sh.rx.closed.Load() {
+		wait := max(time.Until(next), 0)
+		n, err := unix.EpollWait(sh.epfd, events, int((wait+time.Millisecond-1)/time.Millisecond))
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			sh.rx.h.log.Error("faye: epoll_wait", "err", err.Error())
+			return
+		}
+		for _, ev := range events[:max(n, 0)] {
+			sh.mu.Lock()
+			w := sh.conns[ev.Fd]
+			sh.mu.Unlock()
+			if w == nil {
+				continue
+			}
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				w.readable()
+			}
+			if ev.Events&unix.EPOLLOUT != 0 {
+				w.flush(&sc)
+			}
+		}
+		if now := time.Now(); !now.Before(next) {
+			sh.sweep(now.UnixNano(), &sc)
+			next = now.Add(sh.rx.tick)
+		}
+	}
+}
+
+func (sh *shard) sweep(now int64, sc *scratch) {
+	sh.mu.Lock()
+	sh.all = sh.all[:0]
+	for _, w := range sh.conns {
+		sh.all = append(sh.all, w)
+	}
+	sh.mu.Unlock()
+	for i, w := range sh.all {
+		w.tick(now, sc)
+		sh.all[i] = nil
+	}
+}
+
+// write writes the deliveries of the sockets publishers scheduled, in batches: while it
+// writes, new deliveries pile up on the sessions and go out together in the next frame.
+func (sh *shard) write() {
+	defer sh.rx.wg.Done()
+	var sc scratch
+	var list []*wsConn
+	for {
+		select {
+		case <-sh.wake:
+		case <-sh.rx.done:
+			return
+		}
+		sh.readyMu.Lock()
+		list, sh.ready = sh.ready, list[:0]
+		sh.readyMu.Unlock()
+		for i, w := range list {
+			w.scheduled.Store(false)
+			w.flush(&sc)
+			list[i] = nil
+		}
+	}
+}
+
+// schedule puts w on its writer's list, once until written.
+func (w *wsConn) schedule() {
+	if w.sh == nil || w.scheduled.Swap(true) {
+		return
+	}
+	sh := w.sh
+	sh.readyMu.Lock()
+	sh.ready = append(sh.ready, w)
+	sh.readyMu.Unlock()
+	select {
+	case sh.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readable reads everything the socket has, until it would block.
+func (w *wsConn) readable() {
+	w.rmu.Lock()
+	defer w.rmu.Unlock()
+	buf := readPool.Get().(*[]byte)
+	defer readPool.Put(buf)
+	for !w.paused {
+		n, err := w.sysRead(*buf)
+		switch {
+		case n > 0:
+			w.lastRead.Store(time.Now().UnixNano())
+			if code, reason := w.feed((*buf)[:n]); code != 0 {
+				w.closeWith(code, reason)
+				return
+			}
+		case errors.Is(err, errWouldBlock):
+			return
+		default: // the end of the stream, or the socket is closed
+			w.mu.Lock()
+			w.closeLocked(0, "")
+			w.dispose()
+			w.unlock()
+			return
+		}
+	}
+}
+
+func (w *wsConn) sysRead(p []byte) (int, error) {
+	if w.disposed.Load() {
+		return 0, io.EOF
+	}
+	for {
+		n, err := unix.Read(w.fd, p)
+		switch {
+		case err == nil && n == 0:
+			return 0, io.EOF
+		case err == nil:
+			return n, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return 0, errWouldBlock
+		}
+		return 0, err
+	}
+}
+
+func (w *wsConn) sysWrite(p []byte) (int, error) {
+	if w.disposed.Load() {
+		return 0, net.ErrClosed
+	}
+	written := 0
+	for written < len(p) {
+		n, err := unix.Write(w.fd, p[written:])
+		switch {
+		case err == nil:
+			written += n
+			continue
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return written, errWouldBlock
+		}
+		return written, err
+	}
+	return written, nil
+}
+
+// shutdownWrite sends FIN after our close frame; reading goes on until the client closes.
+func (w *wsConn) shutdownWrite() { _ = unix.Shutdown(w.fd, unix.SHUT_WR) }
+
+// dispose unregisters the socket and closes it. Under mu; the descriptor is closed under rmu
+// (see sysConn), on another goroutine since the caller may hold rmu already.
+func (w *wsConn) dispose() {
+	if w.disposed.Swap(true) {
+		return
+	}
+	if sh := w.sh; sh != nil {
+		sh.mu.Lock()
+		if sh.conns[int32(w.fd)] == w {
+			delete(sh.conns, int32(w.fd))
+			_ = unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
+		}
+		sh.mu.Unlock()
+	}
+	go func() {
+		w.rmu.Lock()
+		defer w.rmu.Unlock()
+		_ = w.nc.Close()
+	}()
+}
