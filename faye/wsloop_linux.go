@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"reflect"
 	"runtime"
 	"sync"
@@ -20,8 +21,14 @@ import (
 )
 
 // reactor serves websockets with one epoll loop and one writer per shard (a shard per core,
-// at most 4): the loop reads readable sockets, finishes writes when sockets become writable
-// and runs the timers; the writer writes the deliveries publishers queued.
+// at most 4): the loop reads readable sockets and finishes writes when sockets become
+// writable; the writer writes the deliveries publishers queued. One goroutine runs the timers.
+//
+// The loop never blocks in epoll_wait: its epoll descriptor is itself registered with the Go
+// runtime's poller, and the loop parks like any goroutine until it is readable. A thread
+// blocked in epoll_wait would hold one of the few Ps (two on a 2-core machine) until sysmon
+// took it back, which takes up to 10 ms when the process was idle: every other goroutine,
+// publishers and writers included, would wait that long.
 type reactor struct {
 	h      *handler
 	shards []*shard
@@ -34,6 +41,7 @@ type reactor struct {
 type shard struct {
 	rx   *reactor
 	epfd int
+	ep   *os.File // epfd, for the runtime's poller
 
 	mu    sync.Mutex
 	conns map[int32]*wsConn // by descriptor
@@ -61,17 +69,21 @@ func newReactor(h *handler) (*reactor, error) {
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
 			for _, sh := range rx.shards {
-				_ = unix.Close(sh.epfd)
+				_ = sh.ep.Close()
 			}
 			return nil, fmt.Errorf("epoll_create1: %w", err)
 		}
-		rx.shards = append(rx.shards, &shard{rx: rx, epfd: epfd, conns: map[int32]*wsConn{}, wake: make(chan struct{}, 1)})
+		_ = unix.SetNonblock(epfd, true) // so that os.NewFile hands it to the runtime's poller
+		rx.shards = append(rx.shards, &shard{rx: rx, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"),
+			conns: map[int32]*wsConn{}, wake: make(chan struct{}, 1)})
 	}
 	for _, sh := range rx.shards {
 		rx.wg.Add(2)
 		go sh.poll()
 		go sh.write()
 	}
+	rx.wg.Add(1)
+	go rx.sweep()
 	return rx, nil
 }
 
@@ -156,25 +168,36 @@ func (rx *reactor) close() {
 		}
 	}
 	close(rx.done)
-	rx.wg.Wait()
 	for _, sh := range rx.shards {
-		_ = unix.Close(sh.epfd)
+		_ = sh.ep.Close() // wakes its loop
 	}
+	rx.wg.Wait()
 }
 
 func (sh *shard) poll() {
 	defer sh.rx.wg.Done()
+	raw, err := sh.ep.SyscallConn()
+	if err != nil {
+		sh.rx.h.log.Error("faye: epoll descriptor", "err", err.Error())
+		return
+	}
 	events := make([]unix.EpollEvent, 256)
+	var n int
+	var werr error
+	wait := func(fd uintptr) bool { // false: nothing yet, park until the descriptor is readable
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+	}
 	var sc scratch
-	next := time.Now().Add(sh.rx.tick)
-	for !sh.rx.closed.Load() {
-		wait := max(time.Until(next), 0)
-		n, err := unix.EpollWait(sh.epfd, events, int((wait+time.Millisecond-1)/time.Millisecond))
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			sh.rx.h.log.Error("faye: epoll_wait", "err", err.Error())
+	for {
+		if err := raw.Read(wait); err != nil {
+			return // closed
+		}
+		if werr != nil {
+			sh.rx.h.log.Error("faye: epoll_wait", "err", werr.Error())
 			return
 		}
-		for _, ev := range events[:max(n, 0)] {
+		for _, ev := range events[:n] {
 			sh.mu.Lock()
 			w := sh.conns[ev.Fd]
 			sh.mu.Unlock()
@@ -188,9 +211,23 @@ func (sh *shard) poll() {
 				w.flush(&sc)
 			}
 		}
-		if now := time.Now(); !now.Before(next) {
-			sh.sweep(now.UnixNano(), &sc)
-			next = now.Add(sh.rx.tick)
+	}
+}
+
+// sweep runs the sockets' timers.
+func (rx *reactor) sweep() {
+	defer rx.wg.Done()
+	t := time.NewTicker(rx.tick)
+	defer t.Stop()
+	var sc scratch
+	for {
+		select {
+		case <-rx.done:
+			return
+		case now := <-t.C:
+			for _, sh := range rx.shards {
+				sh.sweep(now.UnixNano(), &sc)
+			}
 		}
 	}
 }
