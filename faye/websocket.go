@@ -22,7 +22,7 @@ import (
 // its wsConn. Complete text frames go to a goroutine that lives while the client's messages
 // are processed. Deliveries are queued on the session and written by the loop's writer,
 // several per frame when they pile up, never by the publisher: a slow socket cannot slow a
-// publish. Timers (held connects, pings, idle and stalled sockets) are one sweep per loop.
+// publish. Timers (held connects, pings, idle and stalled sockets) are one sweep per reactor.
 
 const (
 	// writeTimeout bounds how long a socket may refuse our bytes before it is cut: a client
@@ -85,7 +85,7 @@ type wsConn struct {
 	cons       *consumer
 	release    func()
 	toRelease  func() // called by unlock, outside mu
-	held       *bayeux.Reply
+	held       []byte // the held connect's reply, encoded: it keeps nothing of the request alive
 	heldAt     int64
 	pingAt     int64
 }
@@ -285,6 +285,9 @@ func (w *wsConn) process() {
 	for {
 		w.rmu.Lock()
 		if len(w.inbox) == 0 {
+			w.mu.Lock()
+			w.cancel = nil
+			w.mu.Unlock()
 			w.busy, w.inbox = false, nil
 			resume := w.paused
 			w.paused = false
@@ -366,15 +369,14 @@ func (w *wsConn) bind(c *Connect) {
 		return
 	}
 	if w.held != nil { // a new connect replaces the held one, which is answered now
-		w.sendFrameLocked(wsframe.OpText, bayeux.EncodeBatch([]bayeux.Reply{*w.held}, nil))
+		w.sendFrameLocked(wsframe.OpText, w.held)
 		w.held = nil
 	}
 	if c.Wait <= 0 {
 		w.sendFrameLocked(wsframe.OpText, bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil))
 		return
 	}
-	reply := c.Reply
-	w.held, w.heldAt = &reply, time.Now().Add(c.Wait).UnixNano()
+	w.held, w.heldAt = bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil), time.Now().Add(c.Wait).UnixNano()
 }
 
 // queued is the session telling that deliveries wait: the loop's writer takes them.
@@ -505,7 +507,7 @@ func (w *wsConn) tick(now int64, sc *scratch) {
 		w.closeLocked(0, "")
 	default:
 		if w.held != nil && now >= w.heldAt {
-			w.sendFrameLocked(wsframe.OpText, bayeux.EncodeBatch([]bayeux.Reply{*w.held}, nil))
+			w.sendFrameLocked(wsframe.OpText, w.held)
 			w.held = nil
 		}
 		if w.cons != nil && now >= w.pingAt {
