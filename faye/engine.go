@@ -165,8 +165,14 @@ func (e *Engine) Sessions() int {
 	return len(e.sessions)
 }
 
+// inlineFanOut is the widest fan-out whose websocket writes the publishing goroutine does
+// itself: a conversation's few subscribers get their bytes without a handoff, while a wide
+// fan-out goes to the per-core writers, which write in parallel and batch what piles up.
+const inlineFanOut = 8
+
 // Deliver hands a broker publish to the matching sessions. It runs in the publisher's
-// goroutine, so it only encodes once and queues; it never waits for a client.
+// goroutine, so it only encodes once, queues, and at most writes to a few non-blocking
+// sockets; it never waits for a client.
 func (e *Engine) Deliver(topic string, payload []byte) {
 	org, name, err := channel.FromTopic(topic)
 	if err != nil || channel.IsPattern(name) {
@@ -174,6 +180,8 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 	}
 	var msg []byte
 	var encodeErr error
+	var few [inlineFanOut]*consumer
+	signal := few[:0]
 	e.idx.match(org, name, func(s *session) {
 		if msg == nil && encodeErr == nil { // encoded once, for the first subscriber
 			if msg, encodeErr = encodePayload(name, payload); encodeErr != nil {
@@ -183,7 +191,11 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 		if encodeErr != nil {
 			return
 		}
-		if s.deliver(msg, e.cfg.MaxQueue) && s.markOverflow() {
+		c, dropped := s.deliver(msg, e.cfg.MaxQueue)
+		if c != nil {
+			signal = append(signal, c)
+		}
+		if dropped && s.markOverflow() {
 			// A client that cannot keep up is ended rather than left with a silent gap: its
 			// next connect gets "401 Unknown client", it handshakes again, and catches up from
 			// the history API (see the README's reconnect recipe).
@@ -191,6 +203,11 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 			go e.destroy(s) // not here: this runs inside the broker's publish
 		}
 	})
+	// Outside the index's lock.
+	inline := len(signal) <= inlineFanOut
+	for _, c := range signal {
+		c.signal(inline)
+	}
 }
 
 // encodePayload turns an MQTT payload into a Bayeux delivery: JSON as is, other UTF-8 text as

@@ -24,16 +24,16 @@ type consumer struct {
 // sink is a consumer that is told rather than woken (a websocket served by the event loop).
 type sink interface {
 	// queued says messages wait (take them with takeFor). It is called on the publisher's
-	// goroutine, so it must only schedule the write.
-	queued()
+	// goroutine: it schedules the write, or with inline does it if the socket takes it now.
+	queued(inline bool)
 	// ended says c no longer consumes: another consumer replaced it (closed false) or the
 	// session ended (closed true). Never called under the session's lock.
 	ended(c *consumer, closed bool)
 }
 
-func (c *consumer) signal() {
+func (c *consumer) signal(inline bool) {
 	if c.sink != nil {
-		c.sink.queued()
+		c.sink.queued(inline)
 		return
 	}
 	select {
@@ -86,26 +86,21 @@ func newSession(id string, now time.Time) *session {
 
 func (s *session) touch(now time.Time) { s.lastSeen.Store(now.UnixNano()) }
 
-// deliver queues an encoded message and wakes the consumer. It never blocks: it runs inside
-// the broker's publish. Beyond max queued messages it drops and reports true.
-func (s *session) deliver(msg []byte, max int) (dropped bool) {
+// deliver queues an encoded message and returns the consumer to signal (nil: none). It never
+// blocks: it runs inside the broker's publish. Beyond max queued messages it drops and reports
+// dropped.
+func (s *session) deliver(msg []byte, max int) (c *consumer, dropped bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return false
+		return nil, false
 	}
 	if len(s.queue) >= max {
 		s.dropped++
-		s.mu.Unlock()
-		return true
+		return nil, true
 	}
 	s.queue = append(s.queue, msg)
-	c := s.consumer
-	s.mu.Unlock()
-	if c != nil {
-		c.signal()
-	}
-	return false
+	return s.consumer, false
 }
 
 // take removes and returns everything queued.
@@ -161,7 +156,7 @@ func (s *session) attach(streaming bool, sk sink) *consumer {
 		old.end(false)
 	}
 	if queued {
-		c.signal()
+		c.signal(false)
 	}
 	return c
 }

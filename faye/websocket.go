@@ -41,8 +41,9 @@ var errWouldBlock = errors.New("socket would block")
 
 // Buffers are taken for one read or one frame and given back at once: idle sockets own none.
 var (
-	readPool  = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-	framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+	scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+	readPool    = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+	framePool   = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 )
 
 // scratch is a goroutine's reusable space for building delivery frames.
@@ -60,6 +61,7 @@ type wsConn struct {
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read
 	scheduled atomic.Bool  // on its loop's list of sockets to write
+	inProcess atomic.Bool  // a batch is processed: its replies take the deliveries it caused
 	disposed  atomic.Bool  // unregistered; the descriptor is (being) closed
 
 	// The reading side; taken before mu when both are.
@@ -320,15 +322,24 @@ func (w *wsConn) handle(ctx context.Context, data []byte) {
 		return
 	}
 	w.processing = true
+	w.inProcess.Store(true)
 	w.mu.Unlock()
 	replies, connect := w.h.e.Process(ctx, msgs, bayeux.WebSocket, w.peer)
 	if connect != nil {
 		w.bind(connect)
 	}
 	w.mu.Lock()
+	// The replies, and what the batch delivered to this very client (its own publish, in a
+	// conversation), leave in one write.
+	sc := scratchPool.Get().(*scratch)
+	sc.buf = sc.buf[:0]
 	if len(replies) > 0 || connect == nil {
-		w.sendFrameLocked(wsframe.OpText, bayeux.EncodeBatch(replies, nil))
+		sc.buf = wsframe.AppendFrame(sc.buf, wsframe.OpText, bayeux.EncodeBatch(replies, nil))
 	}
+	w.inProcess.Store(false) // before taking: a delivery queued later is signalled again
+	w.appendQueuedLocked(sc)
+	w.sendLocked(sc.buf)
+	sc.release()
 	w.processing = false
 	if w.endAfter { // the batch ended the session (a disconnect): its replies went first
 		w.closeLocked(wsframe.CloseNormal, "")
@@ -379,8 +390,21 @@ func (w *wsConn) bind(c *Connect) {
 	w.held, w.heldAt = bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil), time.Now().Add(c.Wait).UnixNano()
 }
 
-// queued is the session telling that deliveries wait: the loop's writer takes them.
-func (w *wsConn) queued() { w.schedule() }
+// queued is the session telling that deliveries wait: the loop's writer takes them, or with
+// inline this goroutine writes now, or the batch this client's goroutine is processing takes
+// them with its replies (so a delivery waits at most for that batch: one write instead of two
+// when a client publishes to a channel it is subscribed to).
+func (w *wsConn) queued(inline bool) {
+	switch {
+	case w.inProcess.Load():
+	case inline:
+		sc := scratchPool.Get().(*scratch)
+		w.flush(sc)
+		sc.release()
+	default:
+		w.schedule()
+	}
+}
 
 // ended is the session letting go of this socket: replaced by another consumer, or ended
 // (disconnected, expired, cut for overflow, or the server stops) — then the socket is closed
@@ -408,18 +432,34 @@ func (w *wsConn) ended(c *consumer, closed bool) {
 func (w *wsConn) flush(sc *scratch) {
 	w.mu.Lock()
 	defer w.unlock()
-	if w.closed || !w.writeOutLocked() || w.cons == nil {
+	if w.closed || !w.writeOutLocked() {
 		return
 	}
-	sc.msgs = w.sess.takeFor(w.cons, sc.msgs[:0])
-	if len(sc.msgs) == 0 {
-		return
-	}
-	sc.buf = appendDeliveries(sc.buf[:0], sc.msgs)
-	clear(sc.msgs)
+	sc.buf = sc.buf[:0]
+	w.appendQueuedLocked(sc)
 	w.sendLocked(sc.buf)
 	if cap(sc.buf) > 1<<20 {
 		sc.buf = nil
+	}
+}
+
+// appendQueuedLocked appends a frame of the session's queued deliveries to sc.buf, if any.
+func (w *wsConn) appendQueuedLocked(sc *scratch) {
+	if w.cons == nil {
+		return
+	}
+	sc.msgs = w.sess.takeFor(w.cons, sc.msgs[:0])
+	if len(sc.msgs) > 0 {
+		sc.buf = appendDeliveries(sc.buf, sc.msgs)
+		clear(sc.msgs)
+	}
+}
+
+// release gives a pooled scratch back, unless a burst made it big.
+func (sc *scratch) release() {
+	if cap(sc.buf) <= 64<<10 && cap(sc.msgs) <= 1024 {
+		sc.buf = sc.buf[:0]
+		scratchPool.Put(sc)
 	}
 }
 
