@@ -295,7 +295,7 @@ func (w *wsConn) process() {
 			w.paused = false
 			w.rmu.Unlock()
 			if resume { // the loop will not tell again about bytes already there
-				w.readable()
+				w.resume()
 			}
 			return
 		}

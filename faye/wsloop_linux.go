@@ -189,13 +189,27 @@ func (sh *shard) poll() {
 		return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
 	}
 	var sc scratch
+	var again, turn []*wsConn // sockets whose read budget ran out
 	for {
-		if err := raw.Read(wait); err != nil {
-			return // closed
+		if len(again) == 0 {
+			if err := raw.Read(wait); err != nil {
+				return // closed
+			}
+		} else if n, werr = unix.EpollWait(sh.epfd, events, 0); errors.Is(werr, unix.EINTR) {
+			n, werr = 0, nil
 		}
 		if werr != nil {
-			sh.rx.h.log.Error("faye: epoll_wait", "err", werr.Error())
+			if !sh.rx.closed.Load() {
+				sh.rx.h.log.Error("faye: epoll_wait", "err", werr.Error())
+			}
 			return
+		}
+		turn, again = again, turn[:0]
+		for i, w := range turn {
+			if w.readable() {
+				again = append(again, w)
+			}
+			turn[i] = nil
 		}
 		for _, ev := range events[:n] {
 			sh.mu.Lock()
@@ -204,8 +218,8 @@ func (sh *shard) poll() {
 			if w == nil {
 				continue
 			}
-			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				w.readable()
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && w.readable() {
+				again = append(again, w)
 			}
 			if ev.Events&unix.EPOLLOUT != 0 {
 				w.flush(&sc)
@@ -283,30 +297,46 @@ func (w *wsConn) schedule() {
 	}
 }
 
-// readable reads everything the socket has, until it would block.
-func (w *wsConn) readable() {
+// readBudget bounds the reads of one turn on a socket, so that a client that floods (binary
+// frames, which are dropped, or pings) cannot hold its loop: it gets another turn after the
+// loop served the others.
+const readBudget = 16
+
+// readable reads what the socket has, until it would block; more reports that the budget ran
+// out first (with edge-triggered epoll, nobody would tell again).
+func (w *wsConn) readable() (more bool) {
 	w.rmu.Lock()
 	defer w.rmu.Unlock()
 	buf := readPool.Get().(*[]byte)
 	defer readPool.Put(buf)
-	for !w.paused {
+	for range readBudget {
+		if w.paused {
+			return false
+		}
 		n, err := w.sysRead(*buf)
 		switch {
 		case n > 0:
 			w.lastRead.Store(time.Now().UnixNano())
 			if code, reason := w.feed((*buf)[:n]); code != 0 {
 				w.closeWith(code, reason)
-				return
+				return false
 			}
 		case errors.Is(err, errWouldBlock):
-			return
+			return false
 		default: // the end of the stream, or the socket is closed
 			w.mu.Lock()
 			w.closeLocked(0, "")
 			w.dispose()
 			w.unlock()
-			return
+			return false
 		}
+	}
+	return true
+}
+
+// resume reads again after a pause, on the processing goroutine.
+func (w *wsConn) resume() {
+	for w.readable() {
 	}
 }
 

@@ -25,7 +25,7 @@ type reactor struct {
 }
 
 type sysConn struct {
-	resume *sync.Cond // on rmu: reading may go on
+	resumed *sync.Cond // on rmu: reading may go on
 }
 
 func newReactor(h *handler) (*reactor, error) {
@@ -40,7 +40,7 @@ func (rx *reactor) add(nc net.Conn, peer Peer) error {
 		nc = u.UnsafeConn()
 	}
 	w := newWSConn(rx.h, nc, peer)
-	w.resume = sync.NewCond(&w.rmu)
+	w.resumed = sync.NewCond(&w.rmu)
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
 	if rx.closed.Load() {
@@ -56,7 +56,7 @@ func (rx *reactor) read(w *wsConn) {
 	for {
 		w.rmu.Lock()
 		for w.paused {
-			w.resume.Wait()
+			w.resumed.Wait()
 		}
 		w.rmu.Unlock()
 		n, err := w.nc.Read(buf)
@@ -125,10 +125,10 @@ func (rx *reactor) close() {
 	rx.wg.Wait()
 }
 
-// readable lets the reading goroutine go on after a pause.
-func (w *wsConn) readable() {
+// resume lets the reading goroutine go on after a pause.
+func (w *wsConn) resume() {
 	w.rmu.Lock()
-	w.resume.Broadcast()
+	w.resumed.Broadcast()
 	w.rmu.Unlock()
 }
 
