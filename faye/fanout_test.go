@@ -71,6 +71,7 @@ func newSocketFleet(tb testing.TB, n int, name string) *socketFleet {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	h.rx = rx
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -82,7 +82,6 @@ type wsConn struct {
 	stalledAt  int64  // since when out is not empty
 	processing bool   // a batch is being processed: a session end waits for its replies
 	endAfter   bool
-	cancel     context.CancelFunc // of the processing goroutine
 	sess       *session
 	cons       *consumer
 	release    func()
@@ -278,18 +277,13 @@ func (w *wsConn) message(msg []byte) {
 }
 
 // process handles queued messages one by one, then ends: a socket keeps no goroutine idle.
+// What a client sent before it closed is processed all the same (a disconnect, a publish),
+// as it would be by a reading goroutine; only the server's stop cancels it.
 func (w *wsConn) process() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w.mu.Lock()
-	w.cancel = cancel
-	w.mu.Unlock()
+	ctx := w.h.rx.ctx
 	for {
 		w.rmu.Lock()
 		if len(w.inbox) == 0 {
-			w.mu.Lock()
-			w.cancel = nil
-			w.mu.Unlock()
 			w.busy, w.inbox = false, nil
 			resume := w.paused
 			w.paused = false
@@ -306,7 +300,7 @@ func (w *wsConn) process() {
 	}
 }
 
-// handle processes one batch and sends its replies.
+// handle processes one batch and sends its replies (unless the socket closed meanwhile).
 func (w *wsConn) handle(ctx context.Context, data []byte) {
 	msgs, err := bayeux.DecodeBatch(data, w.h.e.cfg.MaxBatch)
 	if errors.Is(err, bayeux.ErrTooMany) {
@@ -317,10 +311,6 @@ func (w *wsConn) handle(ctx context.Context, data []byte) {
 		return // Faye ignores frames that are not a JSON batch
 	}
 	w.mu.Lock()
-	if w.closed {
-		w.unlock()
-		return
-	}
 	w.processing = true
 	w.inProcess.Store(true)
 	w.mu.Unlock()
@@ -572,9 +562,6 @@ func (w *wsConn) closeLocked(code int, reason string) {
 		return
 	}
 	w.closed = true
-	if w.cancel != nil {
-		w.cancel()
-	}
 	w.held, w.cons, w.sess = nil, nil, nil
 	w.toRelease, w.release = w.release, nil
 	if code == 0 {

@@ -3,6 +3,7 @@
 package faye
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,8 @@ type reactor struct {
 	tick   time.Duration
 	closed atomic.Bool
 	done   chan struct{}
+	ctx    context.Context // of message processing: ends when the server stops
+	stop   context.CancelFunc
 	wg     sync.WaitGroup
 }
 
@@ -62,6 +65,7 @@ type sysConn struct {
 
 func newReactor(h *handler) (*reactor, error) {
 	rx := &reactor{h: h, done: make(chan struct{})}
+	rx.ctx, rx.stop = context.WithCancel(context.Background())
 	// The sweep runs the timers: fine enough for pings and held connects, cheap for 10k sockets.
 	rx.tick = min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond)
 	n := min(runtime.GOMAXPROCS(0), 4)
@@ -153,6 +157,7 @@ func (rx *reactor) close() {
 	if rx.closed.Swap(true) {
 		return
 	}
+	rx.stop()
 	for _, sh := range rx.shards {
 		sh.mu.Lock()
 		all := make([]*wsConn, 0, len(sh.conns))

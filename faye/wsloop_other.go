@@ -3,6 +3,7 @@
 package faye
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -21,6 +22,8 @@ type reactor struct {
 	conns  map[*wsConn]struct{}
 	closed atomic.Bool
 	done   chan struct{}
+	ctx    context.Context // of message processing: ends when the server stops
+	stop   context.CancelFunc
 	wg     sync.WaitGroup
 }
 
@@ -30,6 +33,7 @@ type sysConn struct {
 
 func newReactor(h *handler) (*reactor, error) {
 	rx := &reactor{h: h, conns: map[*wsConn]struct{}{}, done: make(chan struct{})}
+	rx.ctx, rx.stop = context.WithCancel(context.Background())
 	rx.wg.Add(1)
 	go rx.sweep(min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond))
 	return rx, nil
@@ -109,6 +113,7 @@ func (rx *reactor) close() {
 	if rx.closed.Swap(true) {
 		return
 	}
+	rx.stop()
 	rx.mu.Lock()
 	all := make([]*wsConn, 0, len(rx.conns))
 	for w := range rx.conns {
