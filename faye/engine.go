@@ -180,8 +180,8 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 	}
 	var msg []byte
 	var encodeErr error
-	var few [inlineFanOut]*consumer
-	signal := few[:0]
+	var few [inlineFanOut]*consumer // the consumers to write to inline, while the fan-out is small
+	nfew, wide := 0, false
 	e.idx.match(org, name, func(s *session) {
 		if msg == nil && encodeErr == nil { // encoded once, for the first subscriber
 			if msg, encodeErr = encodePayload(name, payload); encodeErr != nil {
@@ -192,8 +192,18 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 			return
 		}
 		c, dropped := s.deliver(msg, e.cfg.MaxQueue)
-		if c != nil {
-			signal = append(signal, c)
+		switch {
+		case c == nil:
+		case wide:
+			c.signal(false)
+		case nfew < len(few):
+			few[nfew], nfew = c, nfew+1
+		default: // wide after all: the writers take them all
+			wide = true
+			for _, f := range few[:nfew] {
+				f.signal(false)
+			}
+			c.signal(false)
 		}
 		if dropped && s.markOverflow() {
 			// A client that cannot keep up is ended rather than left with a silent gap: its
@@ -203,10 +213,10 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 			go e.destroy(s) // not here: this runs inside the broker's publish
 		}
 	})
-	// Outside the index's lock.
-	inline := len(signal) <= inlineFanOut
-	for _, c := range signal {
-		c.signal(inline)
+	if !wide {
+		for _, c := range few[:nfew] { // outside the index's lock
+			c.signal(true)
+		}
 	}
 }
 
