@@ -20,9 +20,11 @@ import (
 // the connection leaves fasthttp: an event loop (epoll on Linux, see wsloop_linux.go) reads
 // sockets when they are readable, so an idle client holds no goroutine and no buffer, only
 // its wsConn. Complete text frames go to a goroutine that lives while the client's messages
-// are processed. Deliveries are queued on the session and written by the loop's writer,
-// several per frame when they pile up, never by the publisher: a slow socket cannot slow a
-// publish. Timers (held connects, pings, idle and stalled sockets) are one sweep per reactor.
+// are processed. Deliveries are queued on the session; a small fan-out (a conversation) is
+// written by the publishing goroutine, a wide one by the loop's writer, several deliveries per
+// frame when they pile up. Writes never block: what a socket does not take waits for it to
+// become writable, so a slow socket cannot slow a publish. Timers (held connects, pings, idle
+// and stalled sockets) are one sweep per reactor.
 
 const (
 	// writeTimeout bounds how long a socket may refuse our bytes before it is cut: a client
@@ -81,7 +83,7 @@ type wsConn struct {
 	out        []byte // framed bytes the socket did not take yet
 	stalledAt  int64  // since when out is not empty
 	processing bool   // a batch is being processed: a session end waits for its replies
-	endAfter   bool
+	endAfter   bool   // the session ended during the batch: close after its replies
 	sess       *session
 	cons       *consumer
 	release    func()
