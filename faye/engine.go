@@ -97,6 +97,16 @@ type Engine struct {
 	closing atomic.Bool // the server is shutting down: sessions end, clients should re-handshake
 
 	counters counters
+
+	stopMu sync.Mutex
+	stops  []func() // transports to stop after the sessions ended
+}
+
+// onStop registers fn to run when Run ends, after every session ended.
+func (e *Engine) onStop(fn func()) {
+	e.stopMu.Lock()
+	defer e.stopMu.Unlock()
+	e.stops = append(e.stops, fn)
 }
 
 // New returns an engine. Feed it the broker's publishes through Deliver, and run Run.
@@ -115,6 +125,12 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-ctx.Done():
 			e.closing.Store(true)
 			e.closeAll()
+			e.stopMu.Lock()
+			stops := e.stops
+			e.stopMu.Unlock()
+			for _, fn := range stops {
+				fn()
+			}
 			return
 		case <-tick.C:
 			e.collect()
@@ -156,8 +172,14 @@ func (e *Engine) Sessions() int {
 	return len(e.sessions)
 }
 
+// inlineFanOut is the widest fan-out whose websocket writes the publishing goroutine does
+// itself: a conversation's few subscribers get their bytes without a handoff, while a wide
+// fan-out goes to the per-core writers, which write in parallel and batch what piles up.
+const inlineFanOut = 8
+
 // Deliver hands a broker publish to the matching sessions. It runs in the publisher's
-// goroutine, so it only encodes once and queues; it never waits for a client.
+// goroutine, so it only encodes once, queues, and at most writes to a few non-blocking
+// sockets; it never waits for a client.
 func (e *Engine) Deliver(topic string, payload []byte) {
 	org, name, err := channel.FromTopic(topic)
 	if err != nil || channel.IsPattern(name) {
@@ -165,6 +187,8 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 	}
 	var msg []byte
 	var encodeErr error
+	var few [inlineFanOut]*consumer // the consumers to write to inline, while the fan-out is small
+	nfew, wide := 0, false
 	e.idx.match(org, name, func(s *session) {
 		if msg == nil && encodeErr == nil { // encoded once, for the first subscriber
 			if msg, encodeErr = encodePayload(name, payload); encodeErr != nil {
@@ -174,13 +198,26 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 		if encodeErr != nil {
 			return
 		}
-		dropped := s.deliver(msg, e.cfg.MaxQueue)
-		if !dropped {
+		c, dropped := s.deliver(msg, e.cfg.MaxQueue)
+		if dropped {
+			e.counters.dropped.Add(1)
+		} else {
 			e.counters.delivered.Add(1)
-			return
 		}
-		e.counters.dropped.Add(1)
-		if s.markOverflow() {
+		switch {
+		case c == nil:
+		case wide:
+			c.signal(false)
+		case nfew < len(few):
+			few[nfew], nfew = c, nfew+1
+		default: // wide after all: the writers take them all
+			wide = true
+			for _, f := range few[:nfew] {
+				f.signal(false)
+			}
+			c.signal(false)
+		}
+		if dropped && s.markOverflow() {
 			e.counters.overflowed.Add(1)
 			// A client that cannot keep up is ended rather than left with a silent gap: its
 			// next connect gets "401 Unknown client", it handshakes again, and catches up from
@@ -189,6 +226,11 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 			go e.destroy(s) // not here: this runs inside the broker's publish
 		}
 	})
+	if !wide {
+		for _, c := range few[:nfew] { // outside the index's lock
+			c.signal(true)
+		}
+	}
 }
 
 // encodePayload turns an MQTT payload into a Bayeux delivery: JSON as is, other UTF-8 text as
@@ -645,7 +687,7 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 // out, another connect replaced it, the session ended, or ctx ended. It returns the
 // deliveries to send after the connect reply.
 func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
-	cons := c.Session.attach(false)
+	cons := c.Session.attach(false, nil)
 	if cons == nil {
 		return nil
 	}
@@ -676,11 +718,11 @@ func (e *Engine) shutdownAdvice() *bayeux.Advice {
 	return &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &timeout}
 }
 
-// Stream attaches a websocket or EventSource to a session: deliveries are pushed as they come.
-// The caller drains with Take after each wake, and calls the returned release when the stream
-// ends, which takes a manager off duty at once.
-func (e *Engine) Stream(s *session) (c *consumer, release func()) {
-	c = s.attach(true)
+// Stream attaches a websocket (sk) or EventSource (sk nil) to a session: deliveries are pushed
+// as they come. The caller drains after each wake, and calls the returned release when the
+// stream ends, which takes a manager off duty at once.
+func (e *Engine) Stream(s *session, sk sink) (c *consumer, release func()) {
+	c = s.attach(true, sk)
 	if c == nil {
 		return nil, func() {}
 	}

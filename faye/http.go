@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
@@ -45,7 +44,10 @@ type handler struct {
 	e   *Engine
 	cfg HTTPConfig
 	log *slog.Logger
-	ws  fiber.Handler
+
+	rxOnce sync.Once // the websocket event loop starts with the first websocket
+	rx     *reactor
+	rxErr  error
 }
 
 // Register mounts the Bayeux endpoint on app. It fails if the configured client bundle cannot
@@ -55,16 +57,9 @@ func (e *Engine) Register(app *fiber.App, cfg HTTPConfig) error {
 		return err
 	}
 	h := &handler{e: e, cfg: cfg, log: e.log}
-	h.ws = websocket.New(h.serveWebSocket, websocket.Config{
-		// Origins are checked by our own policy before the upgrade.
-		Origins:          []string{"*"},
-		HandshakeTimeout: 10 * time.Second,
-		// Idle sockets are the common case: small read buffers, and write buffers taken from
-		// a pool only while a frame is written.
-		ReadBufferSize:  1024,
-		WriteBufferSize: 4096,
-		WriteBufferPool: &sync.Pool{},
-	})
+	// A websocket leaves fasthttp after its upgrade (see websocket.go): fasthttp must not
+	// close hijacked connections when the hijack handler returns. Whoever hijacks closes.
+	app.Server().KeepHijackedConns = true
 	app.All(cfg.Mount, h.serve)
 	app.All(cfg.Mount+"/*", h.serve)
 	return nil
@@ -122,8 +117,8 @@ func (h *handler) serve(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
 		return c.Status(fiber.StatusForbidden).SendString("Forbidden origin: add it to http.allowed_origins")
 	}
-	if websocket.IsWebSocketUpgrade(c) {
-		return h.ws(c)
+	if isUpgrade(c) {
+		return h.upgrade(c)
 	}
 	if o != "" {
 		c.Set(fiber.HeaderAccessControlAllowOrigin, o)
@@ -239,7 +234,7 @@ func (h *handler) serveEventSource(c *fiber.Ctx) error {
 	if s == nil {
 		return badRequest(c)
 	}
-	cons, release := h.e.Stream(s)
+	cons, release := h.e.Stream(s, nil)
 	if cons == nil {
 		return badRequest(c)
 	}

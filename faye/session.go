@@ -11,11 +11,43 @@ import (
 // consumer is whatever currently takes a session's messages: one held long-poll, a bound
 // websocket or an EventSource stream. A session has at most one; a new one replaces it.
 type consumer struct {
+	// Long-poll and EventSource wait on channels.
 	wake chan struct{} // a message was queued (capacity 1: a pending wake is enough)
 	done chan struct{} // closed when replaced or when the session ends
+	// A websocket is called instead: no channel to wait on, so no goroutine per socket.
+	sink sink
 	// streaming is true for websocket and EventSource: their end takes a manager off duty,
 	// while a long-poll ending between two polls does not.
 	streaming bool
+}
+
+// sink is a consumer that is told rather than woken (a websocket served by the event loop).
+type sink interface {
+	// queued says messages wait (take them with takeFor). It is called on the publisher's
+	// goroutine: it schedules the write, or with inline does it if the socket takes it now.
+	queued(inline bool)
+	// ended says c no longer consumes: another consumer replaced it (closed false) or the
+	// session ended (closed true). Never called under the session's lock.
+	ended(c *consumer, closed bool)
+}
+
+func (c *consumer) signal(inline bool) {
+	if c.sink != nil {
+		c.sink.queued(inline)
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *consumer) end(closed bool) {
+	if c.sink != nil {
+		c.sink.ended(c, closed)
+		return
+	}
+	close(c.done)
 }
 
 // session is one Faye client, from handshake to disconnect or expiry.
@@ -55,29 +87,21 @@ func newSession(id string, now time.Time) *session {
 
 func (s *session) touch(now time.Time) { s.lastSeen.Store(now.UnixNano()) }
 
-// deliver queues an encoded message and wakes the consumer. It never blocks: it runs inside
-// the broker's publish. Beyond max queued messages it drops and reports true.
-func (s *session) deliver(msg []byte, max int) (dropped bool) {
+// deliver queues an encoded message and returns the consumer to signal (nil: none). It never
+// blocks: it runs inside the broker's publish. Beyond max queued messages it drops and reports
+// dropped.
+func (s *session) deliver(msg []byte, max int) (c *consumer, dropped bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return false
+		return nil, false
 	}
 	if len(s.queue) >= max {
 		s.dropped++
-		s.mu.Unlock()
-		return true
+		return nil, true
 	}
 	s.queue = append(s.queue, msg)
-	c := s.consumer
-	s.mu.Unlock()
-	if c != nil {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
-	}
-	return false
+	return s.consumer, false
 }
 
 // take removes and returns everything queued.
@@ -89,16 +113,37 @@ func (s *session) take() [][]byte {
 	return q
 }
 
+// takeFor appends everything queued to dst and empties the queue, if c is still the
+// consumer. The queue keeps its array, so a steady stream allocates nothing per delivery.
+func (s *session) takeFor(c *consumer, dst [][]byte) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.consumer != c {
+		return dst
+	}
+	dst = append(dst, s.queue...)
+	clear(s.queue)
+	if cap(s.queue) > 64 { // a burst is over: do not keep its array
+		s.queue = nil
+	} else {
+		s.queue = s.queue[:0]
+	}
+	return dst
+}
+
 func (s *session) pending() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.queue) > 0
 }
 
-// attach makes a new consumer current, ending the previous one. It returns nil when the
-// session has ended.
-func (s *session) attach(streaming bool) *consumer {
-	c := &consumer{wake: make(chan struct{}, 1), done: make(chan struct{}), streaming: streaming}
+// attach makes a new consumer current (sk nil: one woken through channels), ending the
+// previous one. It returns nil when the session has ended.
+func (s *session) attach(streaming bool, sk sink) *consumer {
+	c := &consumer{streaming: streaming, sink: sk}
+	if sk == nil {
+		c.wake, c.done = make(chan struct{}, 1), make(chan struct{})
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -109,15 +154,16 @@ func (s *session) attach(streaming bool) *consumer {
 	queued := len(s.queue) > 0
 	s.mu.Unlock()
 	if old != nil {
-		close(old.done)
+		old.end(false)
 	}
 	if queued {
-		c.wake <- struct{}{}
+		c.signal(false)
 	}
 	return c
 }
 
-// detach forgets c if it is still current; it reports whether it was.
+// detach forgets c if it is still current; it reports whether it was. A sink detaches itself,
+// so it is not told.
 func (s *session) detach(c *consumer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,8 +171,17 @@ func (s *session) detach(c *consumer) bool {
 		return false
 	}
 	s.consumer = nil
-	close(c.done)
+	if c.sink == nil {
+		close(c.done)
+	}
 	return true
+}
+
+// current reports whether c is the session's consumer.
+func (s *session) current(c *consumer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.consumer == c
 }
 
 // close ends the session and its consumer; it reports false if it had already ended.
@@ -142,7 +197,7 @@ func (s *session) close() bool {
 	s.queue = nil
 	s.mu.Unlock()
 	if c != nil {
-		close(c.done)
+		c.end(true)
 	}
 	return true
 }

@@ -12,10 +12,11 @@ import (
 	"github.com/convead/chat-server/presence"
 )
 
-type allowAll struct{}
+// openACL lets everyone subscribe and publish.
+type openACL struct{}
 
-func (allowAll) CanSubscribe(context.Context, auth.Identity, string) error { return nil }
-func (allowAll) CanPublish(context.Context, auth.Identity, string) error   { return nil }
+func (openACL) CanSubscribe(context.Context, auth.Identity, string) error { return nil }
+func (openACL) CanPublish(context.Context, auth.Identity, string) error   { return nil }
 
 // tokenIsSubject verifies any token as a visitor of org "shop" named by the token.
 type tokenIsSubject struct{}
@@ -26,7 +27,7 @@ func (tokenIsSubject) Verify(tok string) (auth.Identity, error) {
 
 func TestStats(t *testing.T) {
 	e := New(Config{Timeout: time.Second, IdleTimeout: time.Minute, MaxBatch: 10, MaxChannels: 10, MaxQueue: 2},
-		allowAll{}, tokenIsSubject{}, presence.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		openACL{}, tokenIsSubject{}, presence.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	run := func(batch string) []bayeux.Reply {
 		t.Helper()
 		msgs, err := bayeux.DecodeBatch([]byte(batch), 10)

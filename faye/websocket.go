@@ -1,206 +1,582 @@
 package faye
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/convead/chat-server/faye/bayeux"
+	"github.com/convead/chat-server/faye/wsframe"
 )
 
-// writeTimeout bounds one websocket write: a client that stops reading is cut off instead of
-// holding its goroutine (and its queue) forever.
-const writeTimeout = 10 * time.Second
+// The websocket transport is built for many idle clients and wide fan-out. After the upgrade
+// the connection leaves fasthttp: an event loop (epoll on Linux, see wsloop_linux.go) reads
+// sockets when they are readable, so an idle client holds no goroutine and no buffer, only
+// its wsConn. Complete text frames go to a goroutine that lives while the client's messages
+// are processed. Deliveries are queued on the session; a small fan-out (a conversation) is
+// written by the publishing goroutine, a wide one by the loop's writer, several deliveries per
+// frame when they pile up. Writes never block: what a socket does not take waits for it to
+// become writable, so a slow socket cannot slow a publish. Timers (held connects, pings, idle
+// and stalled sockets) are one sweep per reactor.
 
-// wsConn is one websocket: frames in are batches; replies, deliveries and pings go out. It
-// serves the session that last sent /meta/connect over it.
-type wsConn struct {
-	h    *handler
-	conn *websocket.Conn
+const (
+	// writeTimeout bounds how long a socket may refuse our bytes before it is cut: a client
+	// that stops reading must not hold its queue forever.
+	writeTimeout = 10 * time.Second
+	// maxInbox complete messages wait for processing before reading a socket pauses (TCP then
+	// pushes back on the client).
+	maxInbox = 8
+	// closeLinger is how long a closed socket is drained for the client's close frame before
+	// its descriptor is closed (closing with unread bytes would reset the connection and
+	// could destroy our close frame in flight).
+	closeLinger = 2 * time.Second
+)
 
-	mu      sync.Mutex // guards the fields below and every write to conn
-	closed  bool
-	sess    *session
-	cons    *consumer
-	release func()
-	held    *time.Timer // the held /meta/connect reply
-	heldFor *bayeux.Reply
+var errWouldBlock = errors.New("socket would block")
+
+// Buffers are taken for one read or one frame and given back at once: idle sockets own none.
+var (
+	scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+	readPool    = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+	framePool   = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+)
+
+// scratch is a goroutine's reusable space for building delivery frames.
+type scratch struct {
+	msgs [][]byte
+	buf  []byte
 }
 
-func (h *handler) serveWebSocket(conn *websocket.Conn) {
-	w := &wsConn{h: h, conn: conn}
-	defer w.close()
-	conn.SetReadLimit(int64(h.cfg.MaxFrameBytes))
-	// A live client sends a connect at least every Timeout and answers pings; a half-open
-	// connection is cut after this long without a frame.
-	idle := h.e.cfg.Timeout + 3*h.e.cfg.Ping
-	_ = conn.SetReadDeadline(time.Now().Add(idle))
-	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(idle)) })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	peer := Peer{IP: conn.IP(), Origin: conn.Headers("Origin"), Host: conn.Headers("Host")}
-	for {
-		kind, data, err := conn.ReadMessage()
-		if err != nil {
-			return
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(idle))
-		if kind != websocket.TextMessage {
-			continue
-		}
-		msgs, err := bayeux.DecodeBatch(data, h.e.cfg.MaxBatch)
-		if errors.Is(err, bayeux.ErrTooMany) {
-			w.closeWith(websocket.ClosePolicyViolation, "too many messages in one batch")
-			return
-		}
-		if err != nil {
-			continue // Faye ignores frames that are not a JSON batch
-		}
-		replies, connect := h.e.Process(ctx, msgs, bayeux.WebSocket, peer)
-		if connect != nil {
-			w.bind(connect)
-		}
-		if len(replies) > 0 || connect == nil {
-			if !w.write(bayeux.EncodeBatch(replies, nil)) {
-				return
-			}
+// wsConn is one websocket. It serves the session that last sent /meta/connect over it.
+type wsConn struct {
+	sysConn
+	h    *handler
+	nc   net.Conn // closed at the end: it gives back the per-address connection slot
+	peer Peer
+
+	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read
+	scheduled atomic.Bool  // on its loop's list of sockets to write
+	inProcess atomic.Bool  // a batch is processed: its replies take the deliveries it caused
+	disposed  atomic.Bool  // unregistered; the descriptor is (being) closed
+
+	// The reading side; taken before mu when both are.
+	rmu      sync.Mutex
+	partial  []byte // an incomplete frame
+	frag     []byte // the fragments of a message so far
+	fragOp   byte
+	fragging bool
+	inbox    [][]byte // complete text messages waiting for processing
+	busy     bool     // a goroutine processes the inbox
+	paused   bool     // reading waits for the inbox to drain
+
+	// The writing side and the session binding.
+	mu         sync.Mutex
+	closed     bool   // nothing more is written or processed
+	drainUntil int64  // a closed socket is disposed of by then
+	out        []byte // framed bytes the socket did not take yet
+	stalledAt  int64  // since when out is not empty
+	processing bool   // a batch is being processed: a session end waits for its replies
+	endAfter   bool   // the session ended during the batch: close after its replies
+	sess       *session
+	cons       *consumer
+	release    func()
+	toRelease  func() // called by unlock, outside mu
+	held       []byte // the held connect's reply, encoded: it keeps nothing of the request alive
+	heldAt     int64
+	pingAt     int64
+}
+
+// isUpgrade reports whether a request asks for a websocket.
+func isUpgrade(c *fiber.Ctx) bool {
+	return hasToken(c.Get(fiber.HeaderConnection), "upgrade") && hasToken(c.Get(fiber.HeaderUpgrade), "websocket")
+}
+
+func hasToken(header, token string) bool {
+	for _, t := range strings.Split(header, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
 		}
 	}
+	return false
+}
+
+// upgrade answers a websocket handshake (RFC 6455 section 4.2) and takes the connection off
+// fasthttp. The origin policy was applied by serve.
+func (h *handler) upgrade(c *fiber.Ctx) error {
+	key := c.Get(fiber.HeaderSecWebSocketKey)
+	switch {
+	case c.Method() != fiber.MethodGet:
+		return c.Status(fiber.StatusMethodNotAllowed).SendString("websocket: the handshake is a GET")
+	case !hasToken(c.Get(fiber.HeaderSecWebSocketVersion), "13"):
+		c.Set(fiber.HeaderSecWebSocketVersion, "13")
+		return c.Status(fiber.StatusUpgradeRequired).SendString("websocket: version 13 only")
+	case !wsframe.ValidKey(key):
+		return badRequest(c)
+	}
+	rx, err := h.reactor()
+	if err != nil {
+		h.log.Error("faye: websocket event loop", "err", err.Error())
+		return c.Status(fiber.StatusServiceUnavailable).SendString("websocket unavailable")
+	}
+	peer := Peer{IP: strings.Clone(c.IP()), Origin: strings.Clone(c.Get(fiber.HeaderOrigin)), Host: string(c.Request().Host())}
+	response := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		wsframe.AcceptKey(key) + "\r\n\r\n")
+	ctx := c.Context()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(nc net.Conn) {
+		// The client sends nothing before our answer (RFC 6455 section 4.1), so nothing is
+		// left in fasthttp's read buffer.
+		_ = nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := nc.Write(response); err != nil {
+			_ = nc.Close()
+			return
+		}
+		_ = nc.SetWriteDeadline(time.Time{})
+		if err := rx.add(nc, peer); err != nil {
+			h.log.Warn("faye: websocket not served", "err", err.Error(), "remote", peer.IP)
+			_ = nc.Close()
+		}
+	})
+	return nil
+}
+
+// reactor returns the event loop, started on the first websocket.
+func (h *handler) reactor() (*reactor, error) {
+	h.rxOnce.Do(func() {
+		h.rx, h.rxErr = newReactor(h)
+		if h.rxErr == nil {
+			h.e.onStop(h.rx.close)
+		}
+	})
+	return h.rx, h.rxErr
+}
+
+func newWSConn(h *handler, nc net.Conn, peer Peer) *wsConn {
+	w := &wsConn{h: h, nc: nc, peer: peer}
+	w.lastRead.Store(time.Now().UnixNano())
+	return w
+}
+
+// idle is how long a socket may stay silent: a live client sends a connect at least every
+// Timeout and answers pings.
+func (w *wsConn) idle() int64 { return int64(w.h.e.cfg.Timeout + 3*w.h.e.cfg.Ping) }
+
+// maxOut bounds the bytes waiting for a socket (a frame of replies or of a full queue).
+func (w *wsConn) maxOut() int { return 4 * max(w.h.cfg.MaxFrameBytes, 64<<10) }
+
+// unlock releases mu, then releases a session the socket let go of while locked (that takes
+// the session's lock, and the duty registry's).
+func (w *wsConn) unlock() {
+	rel := w.toRelease
+	w.toRelease = nil
+	w.mu.Unlock()
+	if rel != nil {
+		rel()
+	}
+}
+
+// feed parses the bytes a read returned; a code means: close with it.
+func (w *wsConn) feed(data []byte) (code int, reason string) {
+	w.mu.Lock()
+	closed := w.closed
+	w.mu.Unlock()
+	if closed { // draining until the client's close or EOF
+		w.partial = nil
+		return 0, ""
+	}
+	if len(w.partial) > 0 {
+		w.partial = append(w.partial, data...)
+		data = w.partial
+	}
+	for len(data) > 0 {
+		f, n, err := wsframe.Parse(data, w.h.cfg.MaxFrameBytes)
+		switch {
+		case errors.Is(err, wsframe.ErrShort):
+			if len(w.partial) > 0 && &data[0] == &w.partial[0] {
+				return 0, ""
+			}
+			if len(w.partial) > 0 { // the tail of the buffer holds the start of a frame
+				w.partial = w.partial[:copy(w.partial, data)]
+				return 0, ""
+			}
+			w.partial = append(make([]byte, 0, max(n, len(data))), data...)
+			return 0, ""
+		case errors.Is(err, wsframe.ErrTooBig):
+			return wsframe.CloseMessageTooBig, "message too big"
+		case err != nil:
+			return wsframe.CloseProtocolError, err.Error()
+		}
+		data = data[n:]
+		if code, reason := w.frame(f); code != 0 {
+			return code, reason
+		}
+	}
+	w.partial = nil
+	return 0, ""
+}
+
+// frame handles one parsed frame.
+func (w *wsConn) frame(f wsframe.Frame) (code int, reason string) {
+	switch f.Op {
+	case wsframe.OpText, wsframe.OpBinary:
+		switch {
+		case w.fragging:
+			return wsframe.CloseProtocolError, "a new message inside a fragmented one"
+		case !f.Fin:
+			w.fragging, w.fragOp, w.frag = true, f.Op, bytes.Clone(f.Payload)
+		case f.Op == wsframe.OpText: // Faye sends text; other frames are ignored, as before
+			w.message(bytes.Clone(f.Payload))
+		}
+	case wsframe.OpContinuation:
+		switch {
+		case !w.fragging:
+			return wsframe.CloseProtocolError, "a continuation without a message"
+		case len(w.frag)+len(f.Payload) > w.h.cfg.MaxFrameBytes:
+			return wsframe.CloseMessageTooBig, "message too big"
+		}
+		w.frag = append(w.frag, f.Payload...)
+		if f.Fin {
+			msg, op := w.frag, w.fragOp
+			w.fragging, w.frag = false, nil
+			if op == wsframe.OpText {
+				w.message(msg)
+			}
+		}
+	case wsframe.OpPing:
+		w.mu.Lock()
+		w.sendFrameLocked(wsframe.OpPong, f.Payload)
+		w.unlock()
+	case wsframe.OpClose:
+		switch c := wsframe.CloseCode(f.Payload); {
+		case c == 0:
+			return wsframe.CloseNormal, ""
+		case c < 1000 || c > 4999 || c == 1004 || c == 1005 || c == 1006 || c == 1015:
+			return wsframe.CloseProtocolError, "invalid close code"
+		default:
+			return c, ""
+		}
+	}
+	return 0, ""
+}
+
+// message queues a complete text message for processing, in order.
+func (w *wsConn) message(msg []byte) {
+	w.inbox = append(w.inbox, msg)
+	if len(w.inbox) >= maxInbox {
+		w.paused = true
+	}
+	if !w.busy {
+		w.busy = true
+		go w.process()
+	}
+}
+
+// process handles queued messages one by one, then ends: a socket keeps no goroutine idle.
+// What a client sent before it closed is processed all the same (a disconnect, a publish),
+// as it would be by a reading goroutine; only the server's stop cancels it.
+func (w *wsConn) process() {
+	ctx := w.h.rx.ctx
+	for {
+		w.rmu.Lock()
+		if len(w.inbox) == 0 {
+			w.busy, w.inbox = false, nil
+			resume := w.paused
+			w.paused = false
+			w.rmu.Unlock()
+			if resume { // the loop will not tell again about bytes already there
+				w.resume()
+			}
+			return
+		}
+		msg := w.inbox[0]
+		w.inbox[0], w.inbox = nil, w.inbox[1:]
+		w.rmu.Unlock()
+		w.handle(ctx, msg)
+	}
+}
+
+// handle processes one batch and sends its replies (unless the socket closed meanwhile).
+func (w *wsConn) handle(ctx context.Context, data []byte) {
+	msgs, err := bayeux.DecodeBatch(data, w.h.e.cfg.MaxBatch)
+	if errors.Is(err, bayeux.ErrTooMany) {
+		w.closeWith(wsframe.ClosePolicyViolation, "too many messages in one batch")
+		return
+	}
+	if err != nil {
+		return // Faye ignores frames that are not a JSON batch
+	}
+	w.mu.Lock()
+	w.processing = true
+	w.inProcess.Store(true)
+	w.mu.Unlock()
+	replies, connect := w.h.e.Process(ctx, msgs, bayeux.WebSocket, w.peer)
+	if connect != nil {
+		w.bind(connect)
+	}
+	w.mu.Lock()
+	// The replies, and what the batch delivered to this very client (its own publish, in a
+	// conversation), leave in one write.
+	sc := scratchPool.Get().(*scratch)
+	sc.buf = sc.buf[:0]
+	if len(replies) > 0 || connect == nil {
+		sc.buf = wsframe.AppendFrame(sc.buf, wsframe.OpText, bayeux.EncodeBatch(replies, nil))
+	}
+	w.inProcess.Store(false) // before taking: a delivery queued later is signalled again
+	w.appendQueuedLocked(sc)
+	w.sendLocked(sc.buf)
+	sc.release()
+	w.processing = false
+	if w.endAfter { // the batch ended the session (a disconnect): its replies went first
+		w.closeLocked(wsframe.CloseNormal, "")
+	}
+	w.unlock()
 }
 
 // bind attaches the connect's session to this socket (pushing its deliveries from now on) and
 // holds the connect reply for its wait.
 func (w *wsConn) bind(c *Connect) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return
+	rebind := !w.closed && (w.sess != c.Session || w.cons == nil || !c.Session.current(w.cons))
+	var old func()
+	if rebind {
+		old, w.release, w.sess, w.cons = w.release, nil, nil, nil
 	}
-	live := w.cons != nil
-	if live {
-		select {
-		case <-w.cons.done:
-			live = false
-		default:
+	w.unlock()
+	if rebind {
+		// Outside mu: attaching ends the previous consumer, which may be another socket.
+		if old != nil {
+			old()
 		}
-	}
-	if w.sess != c.Session || !live {
-		if w.release != nil {
-			w.release()
-		}
-		w.sess = c.Session
-		w.cons, w.release = w.h.e.Stream(c.Session)
-		if w.cons != nil {
-			go w.pump(c.Session, w.cons)
-		}
-	}
-	if w.held != nil { // a new connect replaces the held one, which is answered now
-		w.held.Stop()
-		w.writeLocked(bayeux.EncodeBatch([]bayeux.Reply{*w.heldFor}, nil))
-		w.held, w.heldFor = nil, nil
-	}
-	if c.Wait <= 0 {
-		w.writeLocked(bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil))
-		return
-	}
-	reply := c.Reply
-	w.heldFor = &reply
-	var t *time.Timer
-	t = time.AfterFunc(c.Wait, func() {
+		cons, release := w.h.e.Stream(c.Session, w)
 		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.held == t && !w.closed {
-			w.writeLocked(bayeux.EncodeBatch([]bayeux.Reply{*w.heldFor}, nil))
-			w.held, w.heldFor = nil, nil
-		}
-	})
-	w.held = t
-}
-
-// pump pushes a session's deliveries and pings until the session leaves this socket.
-func (w *wsConn) pump(s *session, c *consumer) {
-	tick := time.NewTicker(w.h.e.cfg.Ping)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.wake:
-			if msgs := s.take(); len(msgs) > 0 && !w.write(bayeux.EncodeBatch(nil, msgs)) {
-				return
-			}
-		case <-tick.C:
-			w.mu.Lock()
-			if w.closed { // the handler returned: its conn is released, not ours to touch
-				w.mu.Unlock()
-				return
-			}
-			err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
-			w.mu.Unlock()
-			if err != nil {
-				w.close()
-				return
-			}
-		case <-c.done:
-			s.mu.Lock()
-			ended := s.closed
-			s.mu.Unlock()
-			if ended { // disconnected, expired, or the server stops: Faye closes the socket too
-				w.closeWith(websocket.CloseNormalClosure, "")
-			}
+		if w.closed || cons == nil {
+			w.toRelease = release
+			w.unlock()
 			return
 		}
+		w.sess, w.cons, w.release = c.Session, cons, release
+		w.pingAt = time.Now().Add(w.h.e.cfg.Ping).UnixNano()
+		w.unlock()
+		w.schedule() // what was queued before the bind
 	}
-}
-
-func (w *wsConn) write(frame []byte) bool {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.writeLocked(frame)
+	defer w.unlock()
+	if w.closed {
+		return
+	}
+	if w.held != nil { // a new connect replaces the held one, which is answered now
+		w.sendFrameLocked(wsframe.OpText, w.held)
+		w.held = nil
+	}
+	if c.Wait <= 0 {
+		w.sendFrameLocked(wsframe.OpText, bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil))
+		return
+	}
+	w.held, w.heldAt = bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil), time.Now().Add(c.Wait).UnixNano()
 }
 
-func (w *wsConn) writeLocked(frame []byte) bool {
+// queued is the session telling that deliveries wait: the loop's writer takes them, or with
+// inline this goroutine writes now, or the batch this client's goroutine is processing takes
+// them with its replies (so a delivery waits at most for that batch: one write instead of two
+// when a client publishes to a channel it is subscribed to).
+func (w *wsConn) queued(inline bool) {
+	switch {
+	case w.inProcess.Load():
+	case inline:
+		sc := scratchPool.Get().(*scratch)
+		w.flush(sc)
+		sc.release()
+	default:
+		w.schedule()
+	}
+}
+
+// ended is the session letting go of this socket: replaced by another consumer, or ended
+// (disconnected, expired, cut for overflow, or the server stops) — then the socket is closed
+// too, as Faye does, with a normal closure.
+func (w *wsConn) ended(c *consumer, closed bool) {
+	w.mu.Lock()
+	defer w.unlock()
+	if w.cons != c {
+		return
+	}
+	w.cons = nil
+	if !closed {
+		return
+	}
+	if w.processing {
+		w.endAfter = true
+		return
+	}
+	w.closeLocked(wsframe.CloseNormal, "")
+}
+
+// flush writes what waits: first the rest of a frame the socket did not take, then the
+// session's queued deliveries as one frame. Called by the loop's writer and when the socket
+// becomes writable.
+func (w *wsConn) flush(sc *scratch) {
+	w.mu.Lock()
+	defer w.unlock()
+	if w.closed || !w.writeOutLocked() {
+		return
+	}
+	sc.buf = sc.buf[:0]
+	w.appendQueuedLocked(sc)
+	w.sendLocked(sc.buf)
+	if cap(sc.buf) > 1<<20 {
+		sc.buf = nil
+	}
+}
+
+// appendQueuedLocked appends a frame of the session's queued deliveries to sc.buf, if any.
+func (w *wsConn) appendQueuedLocked(sc *scratch) {
+	if w.cons == nil {
+		return
+	}
+	sc.msgs = w.sess.takeFor(w.cons, sc.msgs[:0])
+	if len(sc.msgs) > 0 {
+		sc.buf = appendDeliveries(sc.buf, sc.msgs)
+		clear(sc.msgs)
+	}
+}
+
+// release gives a pooled scratch back, unless a burst made it big.
+func (sc *scratch) release() {
+	if cap(sc.buf) <= 64<<10 && cap(sc.msgs) <= 1024 {
+		sc.buf = sc.buf[:0]
+		scratchPool.Put(sc)
+	}
+}
+
+// appendDeliveries appends a text frame of encoded deliveries: [m1,m2,...].
+func appendDeliveries(dst []byte, msgs [][]byte) []byte {
+	n := 1 + len(msgs)
+	for _, m := range msgs {
+		n += len(m)
+	}
+	dst = append(wsframe.AppendHeader(dst, wsframe.OpText, n), '[')
+	for i, m := range msgs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, m...)
+	}
+	return append(dst, ']')
+}
+
+// writeOutLocked writes what is left of earlier frames; true when nothing is left.
+func (w *wsConn) writeOutLocked() bool {
+	if len(w.out) == 0 {
+		return true
+	}
+	n, err := w.sysWrite(w.out)
+	if err != nil && !errors.Is(err, errWouldBlock) {
+		w.closeLocked(0, "")
+		return false
+	}
+	if n == len(w.out) {
+		w.out = nil
+		return true
+	}
+	w.out = w.out[n:]
+	return false
+}
+
+// sendFrameLocked sends one frame of op.
+func (w *wsConn) sendFrameLocked(op byte, payload []byte) {
+	buf := framePool.Get().(*[]byte)
+	frame := wsframe.AppendFrame((*buf)[:0], op, payload)
+	w.sendLocked(frame)
+	if cap(frame) <= 64<<10 {
+		*buf = frame[:0]
+		framePool.Put(buf)
+	}
+}
+
+// sendLocked writes a frame now if nothing waits before it, and keeps what the socket does
+// not take (copied: frame may be reused) for when it becomes writable.
+func (w *wsConn) sendLocked(frame []byte) {
 	if w.closed {
-		return false
+		return
 	}
-	_ = w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := w.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-		w.closeLocked()
-		return false
+	if len(w.out) == 0 {
+		n, err := w.sysWrite(frame)
+		if err != nil && !errors.Is(err, errWouldBlock) {
+			w.closeLocked(0, "")
+			return
+		}
+		if frame = frame[n:]; len(frame) == 0 {
+			return
+		}
+		w.stalledAt = time.Now().UnixNano()
 	}
-	return true
+	if len(w.out)+len(frame) > w.maxOut() {
+		w.closeLocked(0, "") // a client that does not read
+		return
+	}
+	w.out = append(w.out, frame...)
+}
+
+// tick runs the socket's timers; the loop calls it every few hundred milliseconds at most.
+func (w *wsConn) tick(now int64, sc *scratch) {
+	w.mu.Lock()
+	defer w.unlock()
+	switch {
+	case w.closed:
+		if now > w.drainUntil {
+			w.dispose()
+		}
+	case now-w.lastRead.Load() > w.idle(): // half-open, or a client gone silent
+		w.closeLocked(0, "")
+	case len(w.out) > 0 && now-w.stalledAt > int64(writeTimeout): // a client that stopped reading
+		w.closeLocked(0, "")
+	default:
+		if w.held != nil && now >= w.heldAt {
+			w.sendFrameLocked(wsframe.OpText, w.held)
+			w.held = nil
+		}
+		if w.cons != nil && now >= w.pingAt {
+			w.sendFrameLocked(wsframe.OpPing, nil)
+			w.pingAt = now + int64(w.h.e.cfg.Ping)
+		}
+		w.writeOutLocked() // in case a writable edge was missed
+	}
 }
 
 func (w *wsConn) closeWith(code int, reason string) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		_ = w.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-	}
-	w.closeLocked()
+	w.closeLocked(code, reason)
+	w.unlock()
 }
 
-func (w *wsConn) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closeLocked()
-}
-
-// closeLocked ends the socket: the held reply is dropped, and the session is released, which
-// takes a manager off duty at once.
-func (w *wsConn) closeLocked() {
+// closeLocked ends the socket: with a code, a close frame is sent and the socket drained until
+// the client closes too (or closeLinger); without, it is closed at once. The held reply is
+// dropped and the session released (by unlock), which takes a manager off duty at once.
+func (w *wsConn) closeLocked(code int, reason string) {
 	if w.closed {
 		return
 	}
 	w.closed = true
-	if w.held != nil {
-		w.held.Stop()
-		w.held, w.heldFor = nil, nil
+	w.held, w.cons, w.sess = nil, nil, nil
+	w.toRelease, w.release = w.release, nil
+	if code == 0 {
+		w.out = nil
+		w.dispose()
+		return
 	}
-	if w.release != nil {
-		w.release()
-		w.release = nil
+	frame := wsframe.AppendFrame(w.out, wsframe.OpClose, wsframe.ClosePayload(code, reason))
+	w.out = nil
+	if n, _ := w.sysWrite(frame); n < len(frame) {
+		w.dispose() // no room even for the close frame: nothing to wait for
+		return
 	}
-	_ = w.conn.Close()
+	w.shutdownWrite()
+	w.drainUntil = time.Now().Add(closeLinger).UnixNano()
 }

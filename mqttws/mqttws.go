@@ -25,6 +25,9 @@ type Broker interface {
 // Register mounts MQTT over websocket at path.
 func Register(app *fiber.App, path string, b Broker, origins *origin.Registry, maxFrame int, log *slog.Logger) {
 	ws := websocket.New(func(c *websocket.Conn) {
+		// The broker closes a connection it served, but not one it refused before serving;
+		// fasthttp does not close it either (the Faye transport keeps hijacked connections).
+		defer c.Close()
 		c.SetReadLimit(int64(maxFrame))
 		if err := b.ServeConn(&conn{ws: c}); err != nil && !errors.Is(err, io.EOF) {
 			log.Debug("mqtt over websocket ended", "remote", c.RemoteAddr().String(), "err", err.Error())

@@ -165,3 +165,16 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestStr: the fast path for strings without escapes reads what encoding/json reads.
+func TestStr(t *testing.T) {
+	for _, raw := range []string{`"abc"`, `""`, `"a\"b"`, `"\u00e9t\u00e9"`, `"été"`, "\"\xff\"", `42`, `null`, `["a"]`, `"/meta/connect"`} {
+		var want string
+		if len(raw) > 0 && raw[0] == '"' {
+			_ = json.Unmarshal([]byte(raw), &want)
+		}
+		if got := str(json.RawMessage(raw)); got != want {
+			t.Errorf("str(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}
