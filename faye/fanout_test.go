@@ -92,7 +92,7 @@ func newSocketFleet(tb testing.TB, n int, name string) *socketFleet {
 			tb.Fatal(err)
 		}
 		w := rx.shards[fdOf(tb, sc)%len(rx.shards)].conns[int32(fdOf(tb, sc))]
-		s := newSession(newClientID(), time.Now())
+		s := newSession(newClientID(""), time.Now())
 		e.mu.Lock()
 		e.sessions[s.id] = s
 		e.mu.Unlock()
@@ -213,7 +213,7 @@ func BenchmarkFanOut(b *testing.B) {
 func BenchmarkDeliverQueue(b *testing.B) {
 	e := testEngine(b, 1<<30)
 	for range 1000 {
-		s := newSession(newClientID(), time.Now())
+		s := newSession(newClientID(""), time.Now())
 		e.idx.add("shop", "/fan", s)
 	}
 	payload := []byte(`"hello, this is a chat message of a typical length"`)
