@@ -1,12 +1,9 @@
 package main
 
 import (
-	"encoding/binary"
+	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,167 +12,131 @@ import (
 	"github.com/convead/chat-server/auth"
 )
 
-const benchOrg = "bench"
+// connectMQTT opens an MQTT 3.1.1 client; with a secret it authenticates as a service of the
+// organisation (which may subscribe to any of its topics), else anonymously.
+func (o *options) connectMQTT(id string, onMessage paho.MessageHandler) (paho.Client, error) {
+	return o.connectMQTTAs(id, auth.Service, "bench", onMessage)
+}
 
-// connect opens an MQTT 3.1.1 client; with a secret it authenticates as a service of the bench
-// organisation (which may subscribe to any of its topics).
-func (c *common) connect(id string, onMessage paho.MessageHandler) (paho.Client, error) {
-	opts := paho.NewClientOptions().AddBroker("tcp://" + c.addr).SetClientID(id).
-		SetAutoReconnect(false).SetConnectTimeout(10 * time.Second).SetOrderMatters(false).SetKeepAlive(60 * time.Second)
-	if c.secret != "" {
-		tok, err := auth.Issue([]byte(c.secret), auth.Identity{Subject: "bench", Role: auth.Service, Org: benchOrg}, 24*time.Hour, time.Now())
+func (o *options) connectMQTTAs(id string, role auth.Role, sub string, onMessage paho.MessageHandler) (paho.Client, error) {
+	opts := paho.NewClientOptions().AddBroker("tcp://" + o.mqtt).SetClientID(id).
+		SetAutoReconnect(false).SetConnectTimeout(setupTimeout).SetOrderMatters(true).SetKeepAlive(60 * time.Second)
+	if o.secret != "" {
+		tok, err := o.token(role, sub)
 		if err != nil {
 			return nil, err
 		}
-		opts.SetUsername("bench").SetPassword(tok)
+		opts.SetUsername(sub).SetPassword(tok)
 	}
 	if onMessage != nil {
 		opts.SetDefaultPublishHandler(onMessage)
 	}
 	cl := paho.NewClient(opts)
-	if t := cl.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-		return nil, fmt.Errorf("connect %s: %v", id, t.Error())
+	if t := cl.Connect(); !t.WaitTimeout(setupTimeout) || t.Error() != nil {
+		return nil, fmt.Errorf("MQTT connect %s: %v", id, t.Error())
 	}
 	return cl, nil
 }
 
-func subscribe(cl paho.Client, topic string) error {
-	t := cl.Subscribe(topic, 0, nil)
-	if !t.WaitTimeout(10 * time.Second) {
+func subscribeMQTT(cl paho.Client, topics ...string) error {
+	filters := make(map[string]byte, len(topics))
+	for _, t := range topics {
+		filters[t] = 0
+	}
+	t := cl.SubscribeMultiple(filters, nil)
+	if !t.WaitTimeout(setupTimeout) {
 		return errors.New("subscribe timed out")
 	}
-	if code := t.(*paho.SubscribeToken).Result()[topic]; code >= 0x80 {
-		return fmt.Errorf("subscribe %s refused", topic)
+	for topic, code := range t.(*paho.SubscribeToken).Result() {
+		if code >= 0x80 {
+			return fmt.Errorf("subscribe %s refused", topic)
+		}
 	}
 	return t.Error()
 }
 
-func mqttFanout(args []string) error {
-	var c common
-	fs := flag.NewFlagSet("mqtt-fanout", flag.ContinueOnError)
-	c.register(fs)
-	subs := fs.Int("subs", 100, "subscribers of the topic")
-	msgs := fs.Int("msgs", 20000, "messages published")
-	size := fs.Int("size", 200, "payload bytes")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	topic := "orgs/" + benchOrg + "/notifications/fanout"
-	var delivered atomic.Int64
-	var mu sync.Mutex
-	latencies := make([]time.Duration, 0, *subs**msgs)
-	start := time.Now()
-	onMessage := func(_ paho.Client, m paho.Message) {
-		if len(m.Payload()) < 8 {
-			return
-		}
-		sent := time.Duration(binary.BigEndian.Uint64(m.Payload()))
-		lat := time.Since(start) - sent
-		mu.Lock()
-		latencies = append(latencies, lat)
-		mu.Unlock()
-		delivered.Add(1)
-	}
-	clients := make([]paho.Client, 0, *subs)
-	defer func() {
-		for _, cl := range clients {
-			cl.Disconnect(0)
-		}
-	}()
-	for i := 0; i < *subs; i++ {
-		cl, err := c.connect(fmt.Sprint("bench-sub-", i), onMessage)
-		if err != nil {
-			return err
-		}
-		clients = append(clients, cl)
-		if err := subscribe(cl, topic); err != nil {
-			return err
+func disconnectAll(cs []paho.Client) {
+	for _, c := range cs {
+		if c != nil {
+			c.Disconnect(0)
 		}
 	}
-	pub, err := c.connect("bench-pub", nil)
-	if err != nil {
-		return err
-	}
-	defer pub.Disconnect(0)
-	cpu0, _ := cpuSeconds(c.pid)
-	begin := time.Now()
-	payload := make([]byte, max(*size, 8))
-	want := int64(*subs) * int64(*msgs)
-	for i := 0; i < *msgs; i++ {
-		binary.BigEndian.PutUint64(payload, uint64(time.Since(start)))
-		pub.Publish(topic, 0, false, slices.Clone(payload))
-		// Open loop with a window: never more than 500 messages ahead of the slowest reader.
-		for int64(i+1)*int64(*subs)-delivered.Load() > int64(500**subs) {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	deadline := time.Now().Add(c.timeout)
-	for delivered.Load() < want && time.Now().Before(deadline) {
-		last := delivered.Load()
-		time.Sleep(500 * time.Millisecond)
-		if delivered.Load() == last {
-			break // nothing moves any more: the rest was dropped
-		}
-	}
-	elapsed := time.Since(begin)
-	cpu1, _ := cpuSeconds(c.pid)
-	got := delivered.Load()
-	mu.Lock()
-	slices.Sort(latencies)
-	q := func(p float64) time.Duration {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
-	}
-	mu.Unlock()
-	fmt.Printf("mqtt-fanout subs=%d msgs=%d size=%d: delivered %d/%d (%.1f%% lost) in %s = %.0f deliveries/s; latency p50 %s p95 %s p99 %s max %s",
-		*subs, *msgs, *size, got, want, 100*float64(want-got)/float64(want), elapsed.Round(time.Millisecond),
-		float64(got)/elapsed.Seconds(), q(.5), q(.95), q(.99), q(1))
-	if c.pid > 0 && cpu1 > cpu0 {
-		fmt.Printf("; server CPU %.2fs = %.0f deliveries per CPU-second", cpu1-cpu0, float64(got)/(cpu1-cpu0))
-	}
-	fmt.Println()
-	return nil
 }
 
-func mqttIdle(args []string) error {
-	var c common
-	fs := flag.NewFlagSet("mqtt-idle", flag.ContinueOnError)
-	c.register(fs)
-	n := fs.Int("clients", 2000, "idle clients")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if c.pid <= 0 {
-		return errors.New("mqtt-idle needs -pid to read the server's memory")
-	}
-	before, err := rssBytes(c.pid)
-	if err != nil {
-		return err
-	}
-	clients := make([]paho.Client, 0, *n)
-	defer func() {
-		for _, cl := range clients {
-			cl.Disconnect(0)
+// mqttTopic is the topic of a bench channel: inside the organisation on this server.
+func (o *options) mqttTopic(name string) string {
+	return "orgs/" + o.org + name
+}
+
+// mqttFanout: -clients subscribers of one topic, one publisher, QoS 0, at -rate or flat out.
+func mqttFanout(ctx context.Context, o *options) (*Result, error) {
+	topic := o.mqttTopic(chFanout)
+	var delivered atomic.Int64
+	h := new(histogram)
+	onMessage := func(_ paho.Client, m paho.Message) {
+		if ts, _ := stamp(m.Payload(), 0); ts >= 0 {
+			o.latency(h, ts)
 		}
-	}()
-	for i := 0; i < *n; i++ {
-		cl, err := c.connect(fmt.Sprint("bench-idle-", i), nil)
+		delivered.Add(1)
+	}
+	subs, err := dialAll(ctx, o.clients, o.conc, func(_ context.Context, i int) (paho.Client, error) {
+		cl, err := o.connectMQTT(fmt.Sprint("bench-sub-", i), onMessage)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		clients = append(clients, cl)
-		if err := subscribe(cl, fmt.Sprint("orgs/", benchOrg, "/notifications/idle-", i)); err != nil {
-			return err
-		}
-	}
-	time.Sleep(2 * time.Second)
-	after, err := rssBytes(c.pid)
+		return cl, subscribeMQTT(cl, topic)
+	})
+	defer disconnectAll(subs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Printf("mqtt-idle clients=%d: server RSS %.1f MiB -> %.1f MiB = %.0f bytes per client\n",
-		*n, float64(before)/(1<<20), float64(after)/(1<<20), float64(after-before)/float64(*n))
-	return nil
+	pub, err := o.connectMQTT("bench-pub", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer pub.Disconnect(0)
+	n := int64(o.clients)
+	window := int64(o.windowOr(20))
+	cpu0, begin := o.cpu(), time.Now()
+	sent, err := pace(ctx, o.rate, o.duration, func(seq int64) bool {
+		return seq*n-delivered.Load() < window*n
+	}, func(seq int64) error {
+		pub.Publish(topic, 0, false, o.payload(seq))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	drain(ctx, &delivered, sent*n)
+	r := &Result{Sent: sent, Expected: sent * n, Delivered: delivered.Load()}
+	r.finish(time.Since(begin), h, o.cpu()-cpu0)
+	return r, nil
+}
+
+// mqttIdle holds -clients connected clients, each subscribed to a topic of its own.
+func mqttIdle(ctx context.Context, o *options) (*Result, error) {
+	if o.pid <= 0 {
+		return nil, errors.New("idle needs -pid to read the server's memory")
+	}
+	before, err := rssBytes(o.pid)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := dialAll(ctx, o.clients, o.conc, func(_ context.Context, i int) (paho.Client, error) {
+		cl, err := o.connectMQTT(fmt.Sprint("bench-idle-", i), nil)
+		if err != nil {
+			return nil, err
+		}
+		return cl, subscribeMQTT(cl, o.mqttTopic(fmt.Sprint("/bench/idle/", i)))
+	})
+	defer disconnectAll(clients)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(o.settle)
+	after, err := rssBytes(o.pid)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{RSSBefore: before, RSSAfter: after, BytesPerClient: float64(after-before) / float64(o.clients)}, nil
 }
