@@ -15,7 +15,7 @@ import (
 )
 
 // A Bayeux client over websocket that does what the official Faye client does on that
-// transport: handshake, then /meta/connect and the subscribes batched in one frame, a new
+// transport: handshake, then /meta/connect, the subscribes, a new
 // /meta/connect as soon as the previous one is answered (advice.interval is 0 on both
 // servers), publishes with the session's clientId. One goroutine per connection, reading.
 
@@ -105,10 +105,21 @@ func (c *fayeClient) setup(channels []string) error {
 			c.id = m.ClientID
 		}
 	}
-	// The first connect and the subscribes in one frame, as the official client batches them.
-	b := append([]byte(`[`), c.connectMsg()...)
-	for _, ch := range channels {
-		b = append(b, `,{"channel":"/meta/subscribe","clientId":"`...)
+	// The first connect in a frame of its own, as the official client sends every message
+	// over websocket (the reference server answers a frame only when all of its messages
+	// are answered, and a connect is held); then the subscribes, batched.
+	if err := c.write(append(append([]byte{'['}, c.connectMsg()...), ']')); err != nil {
+		return err
+	}
+	if len(channels) == 0 {
+		return c.ws.SetReadDeadline(time.Time{})
+	}
+	b := []byte{'['}
+	for i, ch := range channels {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"channel":"/meta/subscribe","clientId":"`...)
 		b = append(b, c.id...)
 		b = append(b, `","subscription":`...)
 		b = strconv.AppendQuote(b, ch)

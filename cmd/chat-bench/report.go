@@ -109,7 +109,9 @@ func report(w io.Writer, path string) error {
 				x = rv / ov
 			}
 			ratio = fmt.Sprintf("%.2f× better", x)
-			if x < 1 {
+			if x > 0.995 && x < 1.005 {
+				ratio = "equal"
+			} else if x < 1 {
 				ratio = fmt.Sprintf("%.2f× worse", 1/x)
 			}
 		}
@@ -126,7 +128,9 @@ func report(w io.Writer, path string) error {
 	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		rate := "flat out"
-		if r.Rate > 0 {
+		if r.Scenario == "idle" {
+			rate = "—"
+		} else if r.Rate > 0 {
 			rate = fmt.Sprintf("%g", r.Rate)
 		}
 		perClient := "—"
