@@ -100,7 +100,7 @@ func (b *Broker) Start() error {
 	}
 	if b.cfg.DataDir != "" {
 		path := filepath.Join(b.cfg.DataDir, SessionsFile)
-		err := b.srv.AddHook(sessionStore{new(bolt.Hook)}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
+		err := b.srv.AddHook(newSessionStore(), &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
 		if err != nil {
 			return fmt.Errorf("open MQTT session store %s (is another server using this data folder?): %w", path, err)
 		}

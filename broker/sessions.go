@@ -4,23 +4,126 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 )
 
-// sessionStore is mochi's bbolt storage hook with one fix: in v2.7.9 it stores in-flight
-// messages without their packet id (the id survives only in the record's key,
-// "IFM_<client>:<packet id>"), so after a restart the broker cannot resend them ("missing
-// packet id") and a persistent session loses every QoS 1/2 message it was owed.
+// sessionStore is mochi's bbolt storage hook with two fixes.
+//
+// In v2.7.9 it stores in-flight messages without their packet id (the id survives only in the
+// record's key, "IFM_<client>:<packet id>"), so after a restart the broker cannot resend them
+// ("missing packet id") and a persistent session loses every QoS 1/2 message it was owed.
+//
+// It also writes every client, subscription and QoS 1/2 delivery, clean sessions included —
+// one fsync'd transaction each, and again to delete them when the client leaves — although
+// only sessions the broker keeps after a disconnect are ever read back. Here, clients whose
+// session ends with their connection are not stored, unless their id has a stored session (a
+// persistent client that came back with a clean one: mochi's own writes then clear it).
 type sessionStore struct {
 	*bolt.Hook
+
+	mu     sync.Mutex
+	stored map[string]bool // ids that have (or had) a kept session in the store
 }
 
+func newSessionStore() *sessionStore {
+	return &sessionStore{Hook: new(bolt.Hook), stored: map[string]bool{}}
+}
+
+// kept reports whether the broker keeps cl's session after it disconnects (mochi's rule).
+func kept(cl *mqtt.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval > 0
+	}
+	return !cl.Properties.Clean
+}
+
+// writes reports whether the store must see cl's events; a kept session is remembered.
+func (s *sessionStore) writes(cl *mqtt.Client) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if kept(cl) {
+		s.stored[cl.ID] = true
+	}
+	return s.stored[cl.ID]
+}
+
+// Init opens the store and learns which clients have a stored session.
+func (s *sessionStore) Init(config any) error {
+	if err := s.Hook.Init(config); err != nil {
+		return err
+	}
+	clients, err := s.Hook.StoredClients()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range clients {
+		s.stored[c.ID] = true
+	}
+	return nil
+}
+
+func (s *sessionStore) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if s.writes(cl) {
+		s.Hook.OnSessionEstablished(cl, pk)
+	}
+}
+
+func (s *sessionStore) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if s.writes(cl) {
+		s.Hook.OnWillSent(cl, pk)
+	}
+}
+
+func (s *sessionStore) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if s.writes(cl) {
+		s.Hook.OnDisconnect(cl, err, expire)
+	}
+}
+
+func (s *sessionStore) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if s.writes(cl) {
+		s.Hook.OnSubscribed(cl, pk, codes)
+	}
+}
+
+func (s *sessionStore) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	if s.writes(cl) {
+		s.Hook.OnUnsubscribed(cl, pk)
+	}
+}
+
+func (s *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	if s.writes(cl) {
+		s.Hook.OnQosPublish(cl, pk, sent, resends)
+	}
+}
+
+func (s *sessionStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if s.writes(cl) {
+		s.Hook.OnQosComplete(cl, pk)
+	}
+}
+
+func (s *sessionStore) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if s.writes(cl) {
+		s.Hook.OnQosDropped(cl, pk)
+	}
+}
+
+// OnSysInfoTick stores nothing: $SYS is closed to every client, and mochi would otherwise
+// commit the broker's statistics to disk on every tick.
+func (s *sessionStore) OnSysInfoTick(*system.Info) {}
+
 // StoredInflightMessages restores each message's packet id from its key.
-func (s sessionStore) StoredInflightMessages() ([]storage.Message, error) {
+func (s *sessionStore) StoredInflightMessages() ([]storage.Message, error) {
 	msgs, err := s.Hook.StoredInflightMessages()
 	for i := range msgs {
 		if msgs[i].PacketID == 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"strconv"
@@ -32,6 +33,7 @@ type Config struct {
 	API             API           `yaml:"api"`
 	Limits          Limits        `yaml:"limits"`
 	Log             Log           `yaml:"log"`
+	Debug           Debug         `yaml:"debug"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -120,6 +122,12 @@ type Limits struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+}
+
+// Debug configures diagnostics that are off in production.
+type Debug struct {
+	// PprofAddr serves net/http/pprof on this loopback address; empty: off.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // Load returns the defaults, overlaid with the file at path (when not empty), overlaid with the
@@ -244,6 +252,7 @@ func (c *Config) Validate() error {
 	check((c.MQTT.TLSCertFile == "") == (c.MQTT.TLSKeyFile == ""), "mqtt.tls_cert_file", "set both mqtt.tls_cert_file and mqtt.tls_key_file, or neither")
 	check(c.MQTT.WSPath == "" || (strings.HasPrefix(c.MQTT.WSPath, "/") && c.MQTT.WSPath != c.Faye.Mount), "mqtt.ws_path", "must be a path such as /mqtt, other than faye.mount, or empty, got %q", c.MQTT.WSPath)
 	check(c.MQTT.QueuePerClient > 0, "mqtt.queue_per_client", "must be positive, got %d", c.MQTT.QueuePerClient)
+	check(c.Debug.PprofAddr == "" || loopback(c.Debug.PprofAddr), "debug.pprof_addr", "must be a loopback address such as 127.0.0.1:6060, or empty, got %q", c.Debug.PprofAddr)
 	check(c.Mongo.URI == "" || c.Mongo.Database != "", "mongo.database", "must be set with mongo.uri")
 	check(c.Mongo.Timeout > 0, "mongo.timeout", "must be positive")
 	check(c.Auth.JWTSecret == "" || len(c.Auth.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 characters (or empty to generate one)")
@@ -278,4 +287,17 @@ func (c *Config) Validate() error {
 	}
 	check(c.Log.Format == "json" || c.Log.Format == "text", "log.format", "must be json or text, got %q", c.Log.Format)
 	return errors.Join(errs...)
+}
+
+// loopback reports whether addr is host:port with a loopback host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
@@ -45,6 +46,7 @@ type Server struct {
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
+	pprof    *http.Server // debug.pprof_addr; nil when off
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -199,6 +201,13 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen HTTP on %s (http.addr): %w", s.cfg.HTTP.Addr, err)
 	}
 	s.httpLn = ln
+	if s.cfg.Debug.PprofAddr != "" {
+		if s.pprof, err = startPprof(s.cfg.Debug.PprofAddr, s.log); err != nil {
+			ln.Close()
+			_ = s.broker.Close()
+			return err
+		}
+	}
 	fctx, stop := context.WithCancel(context.Background())
 	s.stopFaye, s.fayeDone = stop, make(chan struct{})
 	go func() { defer close(s.fayeDone); s.faye.Run(fctx) }()
@@ -236,6 +245,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopFaye != nil { // first, so that held long-polls do not hold up the HTTP shutdown
 		s.stopFaye()
 		<-s.fayeDone
+	}
+	if s.pprof != nil {
+		_ = s.pprof.Close()
 	}
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop HTTP: %w", err))

@@ -95,6 +95,7 @@ func fayeIdle(ctx context.Context, o *options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	time.Sleep(o.hold)
 	// Held, and all receiving: one message to every client.
 	if err := pub.publish([]byte(chIdle), o.payload(0)); err != nil {
 		return nil, err

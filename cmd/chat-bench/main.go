@@ -139,6 +139,7 @@ type options struct {
 	shape    string
 	timeout  time.Duration
 	settle   time.Duration
+	hold     time.Duration
 	clock    clock
 }
 
@@ -161,6 +162,7 @@ func newFlags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.shape, "shape", "", "row of the comparison table, copied to the result")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "idle: wait before reading the server's memory")
+	fs.DurationVar(&o.hold, "hold", 0, "idle: keep the clients this long after measuring (to profile the server)")
 	fs.Usage = func() {}
 	return fs
 }

@@ -138,5 +138,6 @@ func mqttIdle(ctx context.Context, o *options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	time.Sleep(o.hold)
 	return &Result{RSSBefore: before, RSSAfter: after, BytesPerClient: float64(after-before) / float64(o.clients)}, nil
 }
