@@ -38,6 +38,9 @@ const SessionsFile = "mqtt-sessions.db"
 // QoS 1 subscribers with persistent sessions receive chat events at least once.
 const PublishQoS = 1
 
+// readBufferSize is the per-client read buffer (mochi's default: 2 KB).
+const readBufferSize = 1024
+
 // Config configures the broker.
 type Config struct {
 	// Addr is the MQTT TCP address; ":0" picks a free port (see Addr).
@@ -73,7 +76,10 @@ func New(cfg Config, log *slog.Logger) *Broker {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.QueuePerClient)
 	log = log.With("component", "mqtt")
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log})
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log,
+		// Every client keeps its read buffer for life; clients send small packets (acks,
+		// pings, commands), and a larger one is read past the buffer.
+		ClientNetReadBufferSize: readBufferSize})
 	return &Broker{srv: srv, cfg: cfg, log: log}
 }
 

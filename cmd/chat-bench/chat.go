@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/valyala/fasthttp"
 
 	"github.com/convead/chat-server/auth"
@@ -88,28 +87,27 @@ func chatScenario(ctx context.Context, o *options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	onMessage := func(_ paho.Client, m paho.Message) {
-		if ts, _ := stamp(m.Payload(), 0); ts >= 0 {
+	onPublish := func(_ string, payload []byte) {
+		if ts, _ := stamp(payload, 0); ts >= 0 {
 			o.latency(h, ts)
 			mqttGot.Add(1)
 			delivered.Add(1)
 		}
 	}
-	managersMQTT, err := dialAll(ctx, managers, o.conc, func(_ context.Context, j int) (paho.Client, error) {
-		cl, err := o.connectMQTTAs(fmt.Sprint("bench-m", j), auth.Manager, fmt.Sprint("m", j), onMessage)
-		if err != nil {
-			return nil, err
-		}
+	managersMQTT, err := dialAll(ctx, managers, o.conc, func(ctx context.Context, j int) (*mqttConn, error) {
 		var topics []string
 		for i := j; i < p; i += managers {
 			topics = append(topics, o.mqttTopic("/conversations/"+convs[i]))
 		}
-		return cl, subscribeMQTT(cl, topics...)
+		return o.dialMQTTAs(ctx, fmt.Sprint("bench-m", j), auth.Manager, fmt.Sprint("m", j), topics, onPublish, &errs)
 	})
-	defer disconnectAll(managersMQTT)
+	defer closeMQTT(managersMQTT)
 	if err != nil {
 		return nil, err
 	}
+	pingCtx, stopPing := context.WithCancel(ctx)
+	defer stopPing()
+	go keepAlive(pingCtx, managersMQTT)
 
 	// Post i goes to conversation i mod P, from its visitor on even rounds and its manager on
 	// odd ones. Workers post; a feeder hands them sequence numbers at -rate or as fast as

@@ -113,13 +113,17 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
-// TestRefusedToken: a client the server refuses fails its setup with the server's reason.
+// TestRefusedToken: clients the server refuses fail their setup with the server's reason.
 func TestRefusedToken(t *testing.T) {
 	o := startServer(t)
 	o.secret = "another-secret-another-secret-another-1"
 	_, err := fayeFanout(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "handshake refused") {
-		t.Fatalf("fanout with a bad token: %v", err)
+		t.Fatalf("Faye fanout with a bad token: %v", err)
+	}
+	_, err = mqttFanout(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "connect refused") {
+		t.Fatalf("MQTT fanout with a bad token: %v", err)
 	}
 }
 

@@ -7,60 +7,26 @@ import (
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/convead/chat-server/auth"
 )
 
-// connectMQTT opens an MQTT 3.1.1 client; with a secret it authenticates as a service of the
-// organisation (which may subscribe to any of its topics), else anonymously.
-func (o *options) connectMQTT(id string, onMessage paho.MessageHandler) (paho.Client, error) {
-	return o.connectMQTTAs(id, auth.Service, "bench", onMessage)
-}
-
-func (o *options) connectMQTTAs(id string, role auth.Role, sub string, onMessage paho.MessageHandler) (paho.Client, error) {
-	opts := paho.NewClientOptions().AddBroker("tcp://" + o.mqtt).SetClientID(id).
-		SetAutoReconnect(false).SetConnectTimeout(setupTimeout).SetOrderMatters(true).SetKeepAlive(60 * time.Second)
+// dialMQTTAs connects as role/sub of the organisation when -secret is set (the token is the
+// password), else anonymously, and subscribes to topics.
+func (o *options) dialMQTTAs(ctx context.Context, id string, role auth.Role, sub string, topics []string, onPublish func(string, []byte), errs *atomic.Int64) (*mqttConn, error) {
+	user, password := "", ""
 	if o.secret != "" {
 		tok, err := o.token(role, sub)
 		if err != nil {
 			return nil, err
 		}
-		opts.SetUsername(sub).SetPassword(tok)
+		user, password = sub, tok
 	}
-	if onMessage != nil {
-		opts.SetDefaultPublishHandler(onMessage)
-	}
-	cl := paho.NewClient(opts)
-	if t := cl.Connect(); !t.WaitTimeout(setupTimeout) || t.Error() != nil {
-		return nil, fmt.Errorf("MQTT connect %s: %v", id, t.Error())
-	}
-	return cl, nil
+	return dialMQTT(ctx, o.mqtt, id, user, password, topics, onPublish, errs)
 }
 
-func subscribeMQTT(cl paho.Client, topics ...string) error {
-	filters := make(map[string]byte, len(topics))
-	for _, t := range topics {
-		filters[t] = 0
-	}
-	t := cl.SubscribeMultiple(filters, nil)
-	if !t.WaitTimeout(setupTimeout) {
-		return errors.New("subscribe timed out")
-	}
-	for topic, code := range t.(*paho.SubscribeToken).Result() {
-		if code >= 0x80 {
-			return fmt.Errorf("subscribe %s refused", topic)
-		}
-	}
-	return t.Error()
-}
-
-func disconnectAll(cs []paho.Client) {
-	for _, c := range cs {
-		if c != nil {
-			c.Disconnect(0)
-		}
-	}
+// dialMQTTService connects as a service of the organisation, which may use any of its topics.
+func (o *options) dialMQTTService(ctx context.Context, id string, topics []string, onPublish func(string, []byte), errs *atomic.Int64) (*mqttConn, error) {
+	return o.dialMQTTAs(ctx, id, auth.Service, "bench", topics, onPublish, errs)
 }
 
 // mqttTopic is the topic of a bench channel: inside the organisation on this server.
@@ -71,44 +37,42 @@ func (o *options) mqttTopic(name string) string {
 // mqttFanout: -clients subscribers of one topic, one publisher, QoS 0, at -rate or flat out.
 func mqttFanout(ctx context.Context, o *options) (*Result, error) {
 	topic := o.mqttTopic(chFanout)
-	var delivered atomic.Int64
+	var errs, delivered atomic.Int64
 	h := new(histogram)
-	onMessage := func(_ paho.Client, m paho.Message) {
-		if ts, _ := stamp(m.Payload(), 0); ts >= 0 {
+	onPublish := func(_ string, payload []byte) {
+		if ts, _ := stamp(payload, 0); ts >= 0 {
 			o.latency(h, ts)
 		}
 		delivered.Add(1)
 	}
-	subs, err := dialAll(ctx, o.clients, o.conc, func(_ context.Context, i int) (paho.Client, error) {
-		cl, err := o.connectMQTT(fmt.Sprint("bench-sub-", i), onMessage)
-		if err != nil {
-			return nil, err
-		}
-		return cl, subscribeMQTT(cl, topic)
+	subs, err := dialAll(ctx, o.clients, o.conc, func(ctx context.Context, i int) (*mqttConn, error) {
+		return o.dialMQTTService(ctx, fmt.Sprint("bench-sub-", i), []string{topic}, onPublish, &errs)
 	})
-	defer disconnectAll(subs)
+	defer closeMQTT(subs)
 	if err != nil {
 		return nil, err
 	}
-	pub, err := o.connectMQTT("bench-pub", nil)
+	pub, err := o.dialMQTTService(ctx, "bench-pub", nil, nil, &errs)
 	if err != nil {
 		return nil, err
 	}
-	defer pub.Disconnect(0)
+	defer pub.close()
+	pingCtx, stopPing := context.WithCancel(ctx)
+	defer stopPing()
+	go keepAlive(pingCtx, append(subs, pub))
 	n := int64(o.clients)
 	window := int64(o.windowOr(20))
 	cpu0, begin := o.cpu(), time.Now()
 	sent, err := pace(ctx, o.rate, o.duration, func(seq int64) bool {
 		return seq*n-delivered.Load() < window*n
 	}, func(seq int64) error {
-		pub.Publish(topic, 0, false, o.payload(seq))
-		return nil
+		return pub.publish(topic, o.payload(seq))
 	})
 	if err != nil {
 		return nil, err
 	}
 	drain(ctx, &delivered, sent*n)
-	r := &Result{Sent: sent, Expected: sent * n, Delivered: delivered.Load()}
+	r := &Result{Sent: sent, Expected: sent * n, Delivered: delivered.Load(), Errors: errs.Load()}
 	r.finish(time.Since(begin), h, o.cpu()-cpu0)
 	return r, nil
 }
@@ -118,26 +82,26 @@ func mqttIdle(ctx context.Context, o *options) (*Result, error) {
 	if o.pid <= 0 {
 		return nil, errors.New("idle needs -pid to read the server's memory")
 	}
+	var errs atomic.Int64
 	before, err := rssBytes(o.pid)
 	if err != nil {
 		return nil, err
 	}
-	clients, err := dialAll(ctx, o.clients, o.conc, func(_ context.Context, i int) (paho.Client, error) {
-		cl, err := o.connectMQTT(fmt.Sprint("bench-idle-", i), nil)
-		if err != nil {
-			return nil, err
-		}
-		return cl, subscribeMQTT(cl, o.mqttTopic(fmt.Sprint("/bench/idle/", i)))
+	clients, err := dialAll(ctx, o.clients, o.conc, func(ctx context.Context, i int) (*mqttConn, error) {
+		return o.dialMQTTService(ctx, fmt.Sprint("bench-idle-", i), []string{o.mqttTopic(fmt.Sprint("/bench/idle/", i))}, nil, &errs)
 	})
-	defer disconnectAll(clients)
+	defer closeMQTT(clients)
 	if err != nil {
 		return nil, err
 	}
+	pingCtx, stopPing := context.WithCancel(ctx)
+	defer stopPing()
+	go keepAlive(pingCtx, clients)
 	time.Sleep(o.settle)
 	after, err := rssBytes(o.pid)
 	if err != nil {
 		return nil, err
 	}
 	time.Sleep(o.hold)
-	return &Result{RSSBefore: before, RSSAfter: after, BytesPerClient: float64(after-before) / float64(o.clients)}, nil
+	return &Result{RSSBefore: before, RSSAfter: after, BytesPerClient: float64(after-before) / float64(o.clients), Errors: errs.Load()}, nil
 }
