@@ -83,7 +83,7 @@ start_mosquitto() {
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
 		sleep 0.1
 	done
-	target=(-proto mqtt -mqtt "127.0.0.1:$port" -pid "$server_pid")
+	target=(-mqtt "127.0.0.1:$port" -pid "$server_pid")
 }
 
 # measure SHAPE LABEL ARGS...: start the server LABEL, run chat-bench ARGS against it, stop it.
