@@ -105,6 +105,7 @@ measure() {
 mosquitto=$(command -v mosquitto || true)
 [[ -z "$mosquitto" && -x /usr/sbin/mosquitto ]] && mosquitto=/usr/sbin/mosquitto
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ":(exclude)$OUT" 2>/dev/null || echo ' (with local changes)')"
 
 for label in faye ours; do
 	measure idle-faye $label idle "$IDLE_N"
@@ -142,7 +143,7 @@ mosquitto_version="mosquitto not installed"
 	echo "its CPU (utime+stime) and resident memory are read from \`/proc/<pid>\`. CPU seconds per"
 	echo "delivery stay comparable although the load generator shares the cores."
 	echo
-	echo "- Date: $started, commit \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+	echo "- Date: $started, commit \`$commit\`"
 	echo "- Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, $mem_gib GiB, Linux $(uname -r)"
 	echo "- $(go version | cut -d' ' -f3), Node $(node --version), faye $faye_version, $mosquitto_version"
 	echo "- Sizes: IDLE_N=$IDLE_N FANOUT_N=$FANOUT_N FANOUT_RATE=$FANOUT_RATE PAIRS_P=$PAIRS_P IDLE_MQTT_N=$IDLE_MQTT_N FANOUT_MQTT_N=$FANOUT_MQTT_N CHAT_P=$CHAT_P CHAT_RATE=$CHAT_RATE HELD_N=$HELD_N DURATION=$DURATION"
