@@ -120,7 +120,7 @@ func (b *Broker) Start() error {
 	}
 	b.ln = ln
 	// listeners.NewNet with our own listener, because NewTCP does not report the port of ":0".
-	for _, l := range []listeners.Listener{listeners.NewNet(ListenerTCP, ln), handedOver{}} {
+	for _, l := range []listeners.Listener{netListener{listeners.NewNet(ListenerTCP, ln), b.closeClients}, handedOver{b.closeClients}} {
 		if err := b.srv.AddListener(l); err != nil {
 			ln.Close()
 			return fmt.Errorf("add MQTT listener %s: %w", l.ID(), err)
@@ -144,14 +144,34 @@ func (b *Broker) ServeConn(conn net.Conn) error {
 
 // handedOver is the listener of connections passed to ServeConn: it accepts nothing itself,
 // but being registered makes the broker close those clients when it stops.
-type handedOver struct{}
+type handedOver struct{ closeClients func(listener string) }
 
-func (handedOver) Init(*slog.Logger) error       { return nil }
-func (handedOver) Serve(listeners.EstablishFn)   {}
-func (handedOver) ID() string                    { return ListenerWebsocket }
-func (handedOver) Address() string               { return "" }
-func (handedOver) Protocol() string              { return "ws" }
-func (handedOver) Close(close listeners.CloseFn) { close(ListenerWebsocket) }
+func (handedOver) Init(*slog.Logger) error     { return nil }
+func (handedOver) Serve(listeners.EstablishFn) {}
+func (handedOver) ID() string                  { return ListenerWebsocket }
+func (handedOver) Address() string             { return "" }
+func (handedOver) Protocol() string            { return "ws" }
+func (h handedOver) Close(listeners.CloseFn)   { h.closeClients(ListenerWebsocket) }
+
+// netListener is mochi's TCP listener, closing its clients with closeClients.
+type netListener struct {
+	*listeners.Net
+	closeClients func(listener string)
+}
+
+func (l netListener) Close(listeners.CloseFn) { l.Net.Close(l.closeClients) }
+
+// closeClients disconnects the clients of a listener that closes. mochi's own
+// (closeListenerClients, v2.7.9) read-locks the client list twice (GetByListener calls Len):
+// a connection ending at that moment queues for the write lock between the two, and the
+// shutdown deadlocks. GetAll read-locks once.
+func (b *Broker) closeClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+}
 
 // dropHook handles messages the broker drops because a client's queue is full. A slow client
 // must not stall the publisher, and must not be left unaware of a gap either: it is
