@@ -119,8 +119,8 @@ func (b *Broker) Start() error {
 		ln = tls.NewListener(ln, b.cfg.TLS)
 	}
 	b.ln = ln
-	// listeners.NewNet with our own listener, because NewTCP does not report the port of ":0".
-	for _, l := range []listeners.Listener{netListener{listeners.NewNet(ListenerTCP, ln), b.closeClients}, handedOver{b.closeClients}} {
+	tcp := &tcpListener{ln: ln, closeClients: b.closeClients, conns: map[net.Conn]struct{}{}}
+	for _, l := range []listeners.Listener{tcp, handedOver{b.closeClients}} {
 		if err := b.srv.AddListener(l); err != nil {
 			ln.Close()
 			return fmt.Errorf("add MQTT listener %s: %w", l.ID(), err)
@@ -153,13 +153,73 @@ func (handedOver) Address() string             { return "" }
 func (handedOver) Protocol() string            { return "ws" }
 func (h handedOver) Close(listeners.CloseFn)   { h.closeClients(ListenerWebsocket) }
 
-// netListener is mochi's TCP listener, closing its clients with closeClients.
-type netListener struct {
-	*listeners.Net
+// tcpListener serves MQTT on the TCP (or TLS) listener. mochi's own (listeners.Net) does not
+// report the port of ":0", and does not track the goroutines it starts per connection: one
+// accepted while the broker closes adds to mochi's client WaitGroup while the broker waits on
+// it. This one ends every connection, and waits for their goroutines, before returning from
+// Close.
+type tcpListener struct {
+	ln           net.Listener
 	closeClients func(listener string)
+	log          *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+	active sync.WaitGroup
 }
 
-func (l netListener) Close(listeners.CloseFn) { l.Net.Close(l.closeClients) }
+func (l *tcpListener) Init(log *slog.Logger) error { l.log = log; return nil }
+func (l *tcpListener) ID() string                  { return ListenerTCP }
+func (l *tcpListener) Address() string             { return l.ln.Addr().String() }
+func (l *tcpListener) Protocol() string            { return "tcp" }
+
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			conn.Close()
+			return
+		}
+		l.conns[conn] = struct{}{}
+		l.active.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer l.active.Done()
+			if err := establish(ListenerTCP, conn); err != nil {
+				l.log.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "error", err)
+			}
+			l.mu.Lock()
+			delete(l.conns, conn)
+			l.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, disconnects the clients (MQTT 5: server shutting down), ends the
+// connections still in their CONNECT, and waits for every connection's goroutine.
+func (l *tcpListener) Close(listeners.CloseFn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.mu.Unlock()
+	_ = l.ln.Close()
+	l.closeClients(ListenerTCP)
+	l.mu.Lock()
+	for c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
+	l.active.Wait()
+}
 
 // closeClients disconnects the clients of a listener that closes. mochi's own
 // (closeListenerClients, v2.7.9) read-locks the client list twice (GetByListener calls Len):
