@@ -29,6 +29,28 @@ type sessionStore struct {
 
 	mu     sync.Mutex
 	stored map[string]bool // ids that have (or had) a kept session in the store
+
+	// life keeps Stop (closing the database) from running under a write: mochi's event loop
+	// may still drop expired in-flight messages while the broker closes.
+	life    sync.RWMutex
+	stopped bool
+}
+
+// pass runs write, a call of the wrapped hook, if the store must see cl's events and is open.
+func (s *sessionStore) pass(cl *mqtt.Client, write func()) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if !s.stopped && s.writes(cl) {
+		write()
+	}
+}
+
+// Stop closes the store once no write is running; later events are not stored.
+func (s *sessionStore) Stop() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	s.stopped = true
+	return s.Hook.Stop()
 }
 
 func newSessionStore() *sessionStore {
@@ -71,51 +93,56 @@ func (s *sessionStore) Init(config any) error {
 }
 
 func (s *sessionStore) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	if s.writes(cl) {
-		s.Hook.OnSessionEstablished(cl, pk)
-	}
+	s.pass(cl, func() { s.Hook.OnSessionEstablished(cl, pk) })
 }
 
 func (s *sessionStore) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
-	if s.writes(cl) {
-		s.Hook.OnWillSent(cl, pk)
-	}
+	s.pass(cl, func() { s.Hook.OnWillSent(cl, pk) })
 }
 
 func (s *sessionStore) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	if s.writes(cl) {
-		s.Hook.OnDisconnect(cl, err, expire)
-	}
+	s.pass(cl, func() { s.Hook.OnDisconnect(cl, err, expire) })
 }
 
 func (s *sessionStore) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
-	if s.writes(cl) {
-		s.Hook.OnSubscribed(cl, pk, codes)
-	}
+	s.pass(cl, func() { s.Hook.OnSubscribed(cl, pk, codes) })
 }
 
 func (s *sessionStore) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
-	if s.writes(cl) {
-		s.Hook.OnUnsubscribed(cl, pk)
-	}
+	s.pass(cl, func() { s.Hook.OnUnsubscribed(cl, pk) })
 }
 
 func (s *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	if s.writes(cl) {
-		s.Hook.OnQosPublish(cl, pk, sent, resends)
-	}
+	s.pass(cl, func() { s.Hook.OnQosPublish(cl, pk, sent, resends) })
 }
 
 func (s *sessionStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if s.writes(cl) {
-		s.Hook.OnQosComplete(cl, pk)
-	}
+	s.pass(cl, func() { s.Hook.OnQosComplete(cl, pk) })
 }
 
 func (s *sessionStore) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
-	if s.writes(cl) {
-		s.Hook.OnQosDropped(cl, pk)
+	s.pass(cl, func() { s.Hook.OnQosDropped(cl, pk) })
+}
+
+// open runs write, a call of the wrapped hook, while the store is open.
+func (s *sessionStore) open(write func()) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if !s.stopped {
+		write()
 	}
+}
+
+func (s *sessionStore) OnClientExpired(cl *mqtt.Client) {
+	s.open(func() { s.Hook.OnClientExpired(cl) })
+}
+
+func (s *sessionStore) OnRetainedExpired(filter string) {
+	s.open(func() { s.Hook.OnRetainedExpired(filter) })
+}
+
+func (s *sessionStore) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
+	s.open(func() { s.Hook.OnRetainMessage(cl, pk, r) })
 }
 
 // OnSysInfoTick stores nothing: $SYS is closed to every client, and mochi would otherwise
