@@ -38,6 +38,9 @@ const SessionsFile = "mqtt-sessions.db"
 // QoS 1 subscribers with persistent sessions receive chat events at least once.
 const PublishQoS = 1
 
+// readBufferSize is the per-client read buffer (mochi's default: 2 KB).
+const readBufferSize = 1024
+
 // Config configures the broker.
 type Config struct {
 	// Addr is the MQTT TCP address; ":0" picks a free port (see Addr).
@@ -75,7 +78,10 @@ func New(cfg Config, log *slog.Logger) *Broker {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.QueuePerClient)
 	log = log.With("component", "mqtt")
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log})
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log,
+		// Every client keeps its read buffer for life; clients send small packets (acks,
+		// pings, commands), and a larger one is read past the buffer.
+		ClientNetReadBufferSize: readBufferSize})
 	return &Broker{srv: srv, cfg: cfg, log: log}
 }
 
@@ -102,7 +108,7 @@ func (b *Broker) Start() error {
 	}
 	if b.cfg.DataDir != "" {
 		path := filepath.Join(b.cfg.DataDir, SessionsFile)
-		err := b.srv.AddHook(sessionStore{new(bolt.Hook)}, &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
+		err := b.srv.AddHook(newSessionStore(), &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
 		if err != nil {
 			return fmt.Errorf("open MQTT session store %s (is another server using this data folder?): %w", path, err)
 		}
@@ -115,8 +121,8 @@ func (b *Broker) Start() error {
 		ln = tls.NewListener(ln, b.cfg.TLS)
 	}
 	b.ln = ln
-	// listeners.NewNet with our own listener, because NewTCP does not report the port of ":0".
-	for _, l := range []listeners.Listener{listeners.NewNet(ListenerTCP, ln), handedOver{}} {
+	tcp := &tcpListener{ln: ln, closeClients: b.closeClients, conns: map[net.Conn]struct{}{}}
+	for _, l := range []listeners.Listener{tcp, handedOver{b.closeClients}} {
 		if err := b.srv.AddListener(l); err != nil {
 			ln.Close()
 			return fmt.Errorf("add MQTT listener %s: %w", l.ID(), err)
@@ -140,14 +146,94 @@ func (b *Broker) ServeConn(conn net.Conn) error {
 
 // handedOver is the listener of connections passed to ServeConn: it accepts nothing itself,
 // but being registered makes the broker close those clients when it stops.
-type handedOver struct{}
+type handedOver struct{ closeClients func(listener string) }
 
-func (handedOver) Init(*slog.Logger) error       { return nil }
-func (handedOver) Serve(listeners.EstablishFn)   {}
-func (handedOver) ID() string                    { return ListenerWebsocket }
-func (handedOver) Address() string               { return "" }
-func (handedOver) Protocol() string              { return "ws" }
-func (handedOver) Close(close listeners.CloseFn) { close(ListenerWebsocket) }
+func (handedOver) Init(*slog.Logger) error     { return nil }
+func (handedOver) Serve(listeners.EstablishFn) {}
+func (handedOver) ID() string                  { return ListenerWebsocket }
+func (handedOver) Address() string             { return "" }
+func (handedOver) Protocol() string            { return "ws" }
+func (h handedOver) Close(listeners.CloseFn)   { h.closeClients(ListenerWebsocket) }
+
+// tcpListener serves MQTT on the TCP (or TLS) listener. mochi's own (listeners.Net) does not
+// report the port of ":0", and does not track the goroutines it starts per connection: one
+// accepted while the broker closes adds to mochi's client WaitGroup while the broker waits on
+// it. This one ends every connection, and waits for their goroutines, before returning from
+// Close.
+type tcpListener struct {
+	ln           net.Listener
+	closeClients func(listener string)
+	log          *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+	active sync.WaitGroup
+}
+
+func (l *tcpListener) Init(log *slog.Logger) error { l.log = log; return nil }
+func (l *tcpListener) ID() string                  { return ListenerTCP }
+func (l *tcpListener) Address() string             { return l.ln.Addr().String() }
+func (l *tcpListener) Protocol() string            { return "tcp" }
+
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			conn.Close()
+			return
+		}
+		l.conns[conn] = struct{}{}
+		l.active.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer l.active.Done()
+			if err := establish(ListenerTCP, conn); err != nil {
+				l.log.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "error", err)
+			}
+			l.mu.Lock()
+			delete(l.conns, conn)
+			l.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, disconnects the clients (MQTT 5: server shutting down), ends the
+// connections still in their CONNECT, and waits for every connection's goroutine.
+func (l *tcpListener) Close(listeners.CloseFn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.mu.Unlock()
+	_ = l.ln.Close()
+	l.closeClients(ListenerTCP)
+	l.mu.Lock()
+	for c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
+	l.active.Wait()
+}
+
+// closeClients disconnects the clients of a listener that closes. mochi's own
+// (closeListenerClients, v2.7.9) read-locks the client list twice (GetByListener calls Len):
+// a connection ending at that moment queues for the write lock between the two, and the
+// shutdown deadlocks. GetAll read-locks once.
+func (b *Broker) closeClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+}
 
 // dropHook handles messages the broker drops because a client's queue is full. A slow client
 // must not stall the publisher, and must not be left unaware of a gap either: it is

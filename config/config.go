@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"reflect"
@@ -36,6 +37,7 @@ type Config struct {
 	Log             Log           `yaml:"log"`
 	Web             Web           `yaml:"web"`
 	Cluster         Cluster       `yaml:"cluster"`
+	Debug           Debug         `yaml:"debug"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -192,6 +194,12 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
+// Debug configures diagnostics that are off in production.
+type Debug struct {
+	// PprofAddr serves net/http/pprof on this loopback address; empty: off.
+	PprofAddr string `yaml:"pprof_addr"`
+}
+
 // Load returns the defaults, overlaid with the file at path (when not empty), overlaid with the
 // environment as given by lookup (os.LookupEnv in production), and validated.
 func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
@@ -314,6 +322,7 @@ func (c *Config) Validate() error {
 	check((c.MQTT.TLSCertFile == "") == (c.MQTT.TLSKeyFile == ""), "mqtt.tls_cert_file", "set both mqtt.tls_cert_file and mqtt.tls_key_file, or neither")
 	check(c.MQTT.WSPath == "" || (strings.HasPrefix(c.MQTT.WSPath, "/") && c.MQTT.WSPath != c.Faye.Mount), "mqtt.ws_path", "must be a path such as /mqtt, other than faye.mount, or empty, got %q", c.MQTT.WSPath)
 	check(c.MQTT.QueuePerClient > 0, "mqtt.queue_per_client", "must be positive, got %d", c.MQTT.QueuePerClient)
+	check(c.Debug.PprofAddr == "" || loopback(c.Debug.PprofAddr), "debug.pprof_addr", "must be a loopback address such as 127.0.0.1:6060, or empty, got %q", c.Debug.PprofAddr)
 	check(c.Mongo.URI == "" || c.Mongo.Database != "", "mongo.database", "must be set with mongo.uri")
 	check(c.Mongo.Timeout > 0, "mongo.timeout", "must be positive")
 	check(c.Auth.JWTSecret == "" || len(c.Auth.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 characters (or empty to generate one)")
@@ -379,4 +388,17 @@ func ParseNet(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// loopback reports whether addr is host:port with a loopback host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -65,6 +65,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{env: map[string]string{"CHAT_AUTH_JWT_SECRET": "short"}, want: "auth.jwt_secret"},
 		{env: map[string]string{"CHAT_LOG_LEVEL": "loud"}, want: "log.level"},
 		{env: map[string]string{"CHAT_HTTP_READ_TIMEOUT": "soon"}, want: "CHAT_HTTP_READ_TIMEOUT"},
+		{env: map[string]string{"CHAT_DEBUG_PPROF_ADDR": "0.0.0.0:6060"}, want: "debug.pprof_addr"},
+		{env: map[string]string{"CHAT_DEBUG_PPROF_ADDR": "6060"}, want: "debug.pprof_addr"},
 		{file: "htp:\n  addr: x\n", want: "htp"},
 		{env: map[string]string{"CHAT_METRICS_PATH": "/faye/metrics"}, want: "metrics.path (CHAT_METRICS_PATH)"},
 		{env: map[string]string{"CHAT_METRICS_ALLOWED_IPS": "10.0.0.0/8,intranet"}, want: "metrics.allowed_ips (CHAT_METRICS_ALLOWED_IPS)"},

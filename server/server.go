@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -57,6 +58,7 @@ type Server struct {
 	clusterHook *clusterhook.Hook
 	stopCluster context.CancelFunc
 	clusterDone chan struct{}
+	pprof       *http.Server // debug.pprof_addr; nil when off
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -291,6 +293,14 @@ func (s *Server) Start() error {
 		_ = s.broker.Close()
 		return err
 	}
+	if s.cfg.Debug.PprofAddr != "" {
+		if s.pprof, err = startPprof(s.cfg.Debug.PprofAddr, s.log); err != nil {
+			_ = s.stopMetrics(context.Background())
+			_ = ln.Close()
+			_ = s.broker.Close()
+			return err
+		}
+	}
 	fctx, stop := context.WithCancel(context.Background())
 	s.stopFaye, s.fayeDone = stop, make(chan struct{})
 	go func() { defer close(s.fayeDone); s.faye.Run(fctx) }()
@@ -343,6 +353,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopCluster != nil { // the node's goodbye, from the store's Close, takes its managers off duty everywhere
 		s.stopCluster()
 		<-s.clusterDone
+	}
+	if s.pprof != nil {
+		_ = s.pprof.Close()
 	}
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop HTTP: %w", err))

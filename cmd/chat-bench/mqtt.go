@@ -1,181 +1,107 @@
 package main
 
 import (
-	"encoding/binary"
+	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/convead/chat-server/auth"
 )
 
-const benchOrg = "bench"
-
-// connect opens an MQTT 3.1.1 client; with a secret it authenticates as a service of the bench
-// organisation (which may subscribe to any of its topics).
-func (c *common) connect(id string, onMessage paho.MessageHandler) (paho.Client, error) {
-	opts := paho.NewClientOptions().AddBroker("tcp://" + c.addr).SetClientID(id).
-		SetAutoReconnect(false).SetConnectTimeout(10 * time.Second).SetOrderMatters(false).SetKeepAlive(60 * time.Second)
-	if c.secret != "" {
-		tok, err := auth.Issue([]byte(c.secret), auth.Identity{Subject: "bench", Role: auth.Service, Org: benchOrg}, 24*time.Hour, time.Now())
+// dialMQTTAs connects as role/sub of the organisation when -secret is set (the token is the
+// password), else anonymously, and subscribes to topics.
+func (o *options) dialMQTTAs(ctx context.Context, id string, role auth.Role, sub string, topics []string, onPublish func(string, []byte), errs *atomic.Int64) (*mqttConn, error) {
+	user, password := "", ""
+	if o.secret != "" {
+		tok, err := o.token(role, sub)
 		if err != nil {
 			return nil, err
 		}
-		opts.SetUsername("bench").SetPassword(tok)
+		user, password = sub, tok
 	}
-	if onMessage != nil {
-		opts.SetDefaultPublishHandler(onMessage)
-	}
-	cl := paho.NewClient(opts)
-	if t := cl.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-		return nil, fmt.Errorf("connect %s: %v", id, t.Error())
-	}
-	return cl, nil
+	return dialMQTT(ctx, o.mqtt, id, user, password, topics, onPublish, errs)
 }
 
-func subscribe(cl paho.Client, topic string) error {
-	t := cl.Subscribe(topic, 0, nil)
-	if !t.WaitTimeout(10 * time.Second) {
-		return errors.New("subscribe timed out")
-	}
-	if code := t.(*paho.SubscribeToken).Result()[topic]; code >= 0x80 {
-		return fmt.Errorf("subscribe %s refused", topic)
-	}
-	return t.Error()
+// dialMQTTService connects as a service of the organisation, which may use any of its topics.
+func (o *options) dialMQTTService(ctx context.Context, id string, topics []string, onPublish func(string, []byte), errs *atomic.Int64) (*mqttConn, error) {
+	return o.dialMQTTAs(ctx, id, auth.Service, "bench", topics, onPublish, errs)
 }
 
-func mqttFanout(args []string) error {
-	var c common
-	fs := flag.NewFlagSet("mqtt-fanout", flag.ContinueOnError)
-	c.register(fs)
-	subs := fs.Int("subs", 100, "subscribers of the topic")
-	msgs := fs.Int("msgs", 20000, "messages published")
-	size := fs.Int("size", 200, "payload bytes")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	topic := "orgs/" + benchOrg + "/notifications/fanout"
-	var delivered atomic.Int64
-	var mu sync.Mutex
-	latencies := make([]time.Duration, 0, *subs**msgs)
-	start := time.Now()
-	onMessage := func(_ paho.Client, m paho.Message) {
-		if len(m.Payload()) < 8 {
-			return
+// mqttTopic is the topic of a bench channel: inside the organisation on this server.
+func (o *options) mqttTopic(name string) string {
+	return "orgs/" + o.org + name
+}
+
+// mqttFanout: -clients subscribers of one topic, one publisher, QoS 0, at -rate or flat out.
+func mqttFanout(ctx context.Context, o *options) (*Result, error) {
+	topic := o.mqttTopic(chFanout)
+	var errs, delivered atomic.Int64
+	h := new(histogram)
+	onPublish := func(_ string, payload []byte) {
+		if ts, _ := stamp(payload, 0); ts >= 0 {
+			o.latency(h, ts)
 		}
-		sent := time.Duration(binary.BigEndian.Uint64(m.Payload()))
-		lat := time.Since(start) - sent
-		mu.Lock()
-		latencies = append(latencies, lat)
-		mu.Unlock()
 		delivered.Add(1)
 	}
-	clients := make([]paho.Client, 0, *subs)
-	defer func() {
-		for _, cl := range clients {
-			cl.Disconnect(0)
-		}
-	}()
-	for i := 0; i < *subs; i++ {
-		cl, err := c.connect(fmt.Sprint("bench-sub-", i), onMessage)
-		if err != nil {
-			return err
-		}
-		clients = append(clients, cl)
-		if err := subscribe(cl, topic); err != nil {
-			return err
-		}
-	}
-	pub, err := c.connect("bench-pub", nil)
+	subs, err := dialAll(ctx, o.clients, o.conc, func(ctx context.Context, i int) (*mqttConn, error) {
+		return o.dialMQTTService(ctx, fmt.Sprint("bench-sub-", i), []string{topic}, onPublish, &errs)
+	})
+	defer closeMQTT(subs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer pub.Disconnect(0)
-	cpu0, _ := cpuSeconds(c.pid)
-	begin := time.Now()
-	payload := make([]byte, max(*size, 8))
-	want := int64(*subs) * int64(*msgs)
-	for i := 0; i < *msgs; i++ {
-		binary.BigEndian.PutUint64(payload, uint64(time.Since(start)))
-		pub.Publish(topic, 0, false, slices.Clone(payload))
-		// Open loop with a window: never more than 500 messages ahead of the slowest reader.
-		for int64(i+1)*int64(*subs)-delivered.Load() > int64(500**subs) {
-			time.Sleep(time.Millisecond)
-		}
+	pub, err := o.dialMQTTService(ctx, "bench-pub", nil, nil, &errs)
+	if err != nil {
+		return nil, err
 	}
-	deadline := time.Now().Add(c.timeout)
-	for delivered.Load() < want && time.Now().Before(deadline) {
-		last := delivered.Load()
-		time.Sleep(500 * time.Millisecond)
-		if delivered.Load() == last {
-			break // nothing moves any more: the rest was dropped
-		}
+	defer pub.close()
+	pingCtx, stopPing := context.WithCancel(ctx)
+	defer stopPing()
+	go keepAlive(pingCtx, append(subs, pub))
+	n := int64(o.clients)
+	window := int64(o.windowOr(20))
+	cpu0, begin := o.cpu(), time.Now()
+	sent, err := pace(ctx, o.rate, o.duration, func(seq int64) bool {
+		return seq*n-delivered.Load() < window*n
+	}, func(seq int64) error {
+		return pub.publish(topic, o.payload(seq))
+	})
+	if err != nil {
+		return nil, err
 	}
-	elapsed := time.Since(begin)
-	cpu1, _ := cpuSeconds(c.pid)
-	got := delivered.Load()
-	mu.Lock()
-	slices.Sort(latencies)
-	q := func(p float64) time.Duration {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
-	}
-	mu.Unlock()
-	fmt.Printf("mqtt-fanout subs=%d msgs=%d size=%d: delivered %d/%d (%.1f%% lost) in %s = %.0f deliveries/s; latency p50 %s p95 %s p99 %s max %s",
-		*subs, *msgs, *size, got, want, 100*float64(want-got)/float64(want), elapsed.Round(time.Millisecond),
-		float64(got)/elapsed.Seconds(), q(.5), q(.95), q(.99), q(1))
-	if c.pid > 0 && cpu1 > cpu0 {
-		fmt.Printf("; server CPU %.2fs = %.0f deliveries per CPU-second", cpu1-cpu0, float64(got)/(cpu1-cpu0))
-	}
-	fmt.Println()
-	return nil
+	drain(ctx, &delivered, sent*n)
+	r := &Result{Sent: sent, Expected: sent * n, Delivered: delivered.Load(), Errors: errs.Load()}
+	r.finish(time.Since(begin), h, o.cpu()-cpu0)
+	return r, nil
 }
 
-func mqttIdle(args []string) error {
-	var c common
-	fs := flag.NewFlagSet("mqtt-idle", flag.ContinueOnError)
-	c.register(fs)
-	n := fs.Int("clients", 2000, "idle clients")
-	if err := fs.Parse(args); err != nil {
-		return err
+// mqttIdle holds -clients connected clients, each subscribed to a topic of its own.
+func mqttIdle(ctx context.Context, o *options) (*Result, error) {
+	if o.pid <= 0 {
+		return nil, errors.New("idle needs -pid to read the server's memory")
 	}
-	if c.pid <= 0 {
-		return errors.New("mqtt-idle needs -pid to read the server's memory")
-	}
-	before, err := rssBytes(c.pid)
+	var errs atomic.Int64
+	before, err := rssBytes(o.pid)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	clients := make([]paho.Client, 0, *n)
-	defer func() {
-		for _, cl := range clients {
-			cl.Disconnect(0)
-		}
-	}()
-	for i := 0; i < *n; i++ {
-		cl, err := c.connect(fmt.Sprint("bench-idle-", i), nil)
-		if err != nil {
-			return err
-		}
-		clients = append(clients, cl)
-		if err := subscribe(cl, fmt.Sprint("orgs/", benchOrg, "/notifications/idle-", i)); err != nil {
-			return err
-		}
-	}
-	time.Sleep(2 * time.Second)
-	after, err := rssBytes(c.pid)
+	clients, err := dialAll(ctx, o.clients, o.conc, func(ctx context.Context, i int) (*mqttConn, error) {
+		return o.dialMQTTService(ctx, fmt.Sprint("bench-idle-", i), []string{o.mqttTopic(fmt.Sprint("/bench/idle/", i))}, nil, &errs)
+	})
+	defer closeMQTT(clients)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Printf("mqtt-idle clients=%d: server RSS %.1f MiB -> %.1f MiB = %.0f bytes per client\n",
-		*n, float64(before)/(1<<20), float64(after)/(1<<20), float64(after-before)/float64(*n))
-	return nil
+	pingCtx, stopPing := context.WithCancel(ctx)
+	defer stopPing()
+	go keepAlive(pingCtx, clients)
+	time.Sleep(o.settle)
+	after, err := rssBytes(o.pid)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(o.hold)
+	return &Result{RSSBefore: before, RSSAfter: after, BytesPerClient: float64(after-before) / float64(o.clients), Errors: errs.Load()}, nil
 }
