@@ -550,6 +550,15 @@ func (w *wsConn) tick(now int64, sc *scratch) {
 	}
 }
 
+// abort ends the socket at once: after a close frame when code is not 0, without waiting for
+// the client's answer. For a broken stream and a stopping server.
+func (w *wsConn) abort(code int, reason string) {
+	w.mu.Lock()
+	w.closeLocked(code, reason)
+	w.dispose()
+	w.unlock()
+}
+
 func (w *wsConn) closeWith(code int, reason string) {
 	w.mu.Lock()
 	w.closeLocked(code, reason)

@@ -166,10 +166,7 @@ func (rx *reactor) close() {
 		}
 		sh.mu.Unlock()
 		for _, w := range all {
-			w.mu.Lock()
-			w.closeLocked(wsframe.CloseGoingAway, "the server stops")
-			w.dispose()
-			w.unlock()
+			w.abort(wsframe.CloseGoingAway, "the server stops")
 		}
 	}
 	close(rx.done)
@@ -329,10 +326,7 @@ func (w *wsConn) readable() (more bool) {
 		case errors.Is(err, errWouldBlock):
 			return false
 		default: // the end of the stream, or the socket is closed
-			w.mu.Lock()
-			w.closeLocked(0, "")
-			w.dispose()
-			w.unlock()
+			w.abort(0, "")
 			return false
 		}
 	}

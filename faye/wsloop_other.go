@@ -74,10 +74,7 @@ func (rx *reactor) read(w *wsConn) {
 			}
 		}
 		if err != nil {
-			w.mu.Lock()
-			w.closeLocked(0, "")
-			w.dispose()
-			w.unlock()
+			w.abort(0, "")
 			rx.mu.Lock()
 			delete(rx.conns, w)
 			rx.mu.Unlock()
@@ -96,13 +93,7 @@ func (rx *reactor) sweep(tick time.Duration) {
 		case <-rx.done:
 			return
 		case now := <-t.C:
-			rx.mu.Lock()
-			all := make([]*wsConn, 0, len(rx.conns))
-			for w := range rx.conns {
-				all = append(all, w)
-			}
-			rx.mu.Unlock()
-			for _, w := range all {
+			for _, w := range rx.snapshot() {
 				w.tick(now.UnixNano(), &sc)
 			}
 		}
@@ -114,20 +105,21 @@ func (rx *reactor) close() {
 		return
 	}
 	rx.stop()
+	for _, w := range rx.snapshot() {
+		w.abort(wsframe.CloseGoingAway, "the server stops")
+	}
+	close(rx.done)
+	rx.wg.Wait()
+}
+
+func (rx *reactor) snapshot() []*wsConn {
 	rx.mu.Lock()
+	defer rx.mu.Unlock()
 	all := make([]*wsConn, 0, len(rx.conns))
 	for w := range rx.conns {
 		all = append(all, w)
 	}
-	rx.mu.Unlock()
-	for _, w := range all {
-		w.mu.Lock()
-		w.closeLocked(wsframe.CloseGoingAway, "the server stops")
-		w.dispose()
-		w.unlock()
-	}
-	close(rx.done)
-	rx.wg.Wait()
+	return all
 }
 
 // resume lets the reading goroutine go on after a pause.
