@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -122,10 +121,11 @@ func (rx *reactor) add(nc net.Conn, peer Peer) error {
 	return nil
 }
 
-// unwrap finds the TCP connection under fasthttp's wrappers (the hijacked connection, the
-// per-address counter): the descriptor comes from the innermost, Close goes to the outermost
-// wrapper that still matters (the per-address one gives back its slot). The hijack wrapper is
-// skipped: it holds fasthttp's read buffer, which an idle socket must not keep.
+// unwrap finds the TCP connection under the wrappers: fasthttp's hijacked connection (its
+// UnsafeConn) and the server's per-address counter (NetConn, as crypto/tls names it). The
+// descriptor comes from the innermost, Close goes to the outermost wrapper that still matters
+// (the per-address one gives back its slot). The hijack wrapper is skipped: it holds fasthttp's
+// read buffer, which an idle socket must not keep.
 func unwrap(nc net.Conn) (net.Conn, syscall.Conn) {
 	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
 		nc = u.UnsafeConn()
@@ -135,19 +135,13 @@ func unwrap(nc net.Conn) (net.Conn, syscall.Conn) {
 		if sc, ok := nc.(syscall.Conn); ok {
 			return outer, sc
 		}
-		v := reflect.ValueOf(nc)
-		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
 			break
 		}
-		f := v.Elem().FieldByName("Conn") // a wrapper embedding net.Conn
-		if !f.IsValid() || !f.CanInterface() {
+		if nc = u.NetConn(); nc == nil {
 			break
 		}
-		inner, ok := f.Interface().(net.Conn)
-		if !ok || inner == nil {
-			break
-		}
-		nc = inner
 	}
 	return outer, nil
 }
