@@ -32,7 +32,6 @@ import (
 type reactor struct {
 	h      *handler
 	shards []*shard
-	tick   time.Duration
 	closed atomic.Bool
 	done   chan struct{}
 	ctx    context.Context // of message processing: ends when the server stops
@@ -65,8 +64,6 @@ type sysConn struct {
 func newReactor(h *handler) (*reactor, error) {
 	rx := &reactor{h: h, done: make(chan struct{})}
 	rx.ctx, rx.stop = context.WithCancel(context.Background())
-	// The sweep runs the timers: fine enough for pings and held connects, cheap for 10k sockets.
-	rx.tick = min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond)
 	n := min(runtime.GOMAXPROCS(0), 4)
 	for range n {
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -227,19 +224,11 @@ func (sh *shard) poll() {
 // sweep runs the sockets' timers.
 func (rx *reactor) sweep() {
 	defer rx.wg.Done()
-	t := time.NewTicker(rx.tick)
-	defer t.Stop()
-	var sc scratch
-	for {
-		select {
-		case <-rx.done:
-			return
-		case now := <-t.C:
-			for _, sh := range rx.shards {
-				sh.sweep(now.UnixNano(), &sc)
-			}
+	rx.h.sweep(rx.done, func(now int64, sc *scratch) {
+		for _, sh := range rx.shards {
+			sh.sweep(now, sc)
 		}
-	}
+	})
 }
 
 func (sh *shard) sweep(now int64, sc *scratch) {

@@ -35,7 +35,7 @@ func newReactor(h *handler) (*reactor, error) {
 	rx := &reactor{h: h, conns: map[*wsConn]struct{}{}, done: make(chan struct{})}
 	rx.ctx, rx.stop = context.WithCancel(context.Background())
 	rx.wg.Add(1)
-	go rx.sweep(min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond))
+	go rx.sweep()
 	return rx, nil
 }
 
@@ -83,21 +83,13 @@ func (rx *reactor) read(w *wsConn) {
 	}
 }
 
-func (rx *reactor) sweep(tick time.Duration) {
+func (rx *reactor) sweep() {
 	defer rx.wg.Done()
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	var sc scratch
-	for {
-		select {
-		case <-rx.done:
-			return
-		case now := <-t.C:
-			for _, w := range rx.snapshot() {
-				w.tick(now.UnixNano(), &sc)
-			}
+	rx.h.sweep(rx.done, func(now int64, sc *scratch) {
+		for _, w := range rx.snapshot() {
+			w.tick(now, sc)
 		}
-	}
+	})
 }
 
 func (rx *reactor) close() {
