@@ -2,11 +2,16 @@ package config
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/convead/chat-server/configs"
 )
 
 // TestDeployExample loads the cluster example of deploy/cluster exactly as each node does
@@ -52,15 +57,78 @@ func TestDeployExample(t *testing.T) {
 	}
 }
 
-// TestReadmeDocumentsEveryKey: each configuration key appears in the README's table.
+// TestReadmeDocumentsEveryKey: the README's configuration table, the embedded defaults and the
+// Config struct name the same keys; each row gives the key's variable and, where it quotes one,
+// the default the yaml sets.
 func TestReadmeDocumentsEveryKey(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var defaults map[string]any
+	if err := yaml.Unmarshal(configs.Default, &defaults); err != nil {
+		t.Fatalf("configs/chat-server.yaml: %v", err)
+	}
+	type doc struct{ env, def string }
+	rows := map[string]doc{}
+	_, table, ok := strings.Cut(string(readme), "| key | environment | default | meaning |")
+	if !ok {
+		t.Fatal("README.md has no configuration table")
+	}
+	for line := range strings.Lines(strings.TrimPrefix(table, "\n")) {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		cols := strings.Split(strings.TrimSpace(line), " | ")
+		if len(cols) != 4 || !strings.HasPrefix(cols[0], "| `") {
+			continue
+		}
+		keys := strings.Split(strings.TrimPrefix(cols[0], "| "), ", ")
+		envs, defs := strings.Split(cols[1], ", "), strings.Split(cols[2], ", ")
+		for i, k := range keys {
+			d := doc{env: "…", def: cols[2]}
+			if i < len(envs) {
+				d.env = envs[i]
+			}
+			if len(defs) == len(keys) {
+				d.def = defs[i]
+			}
+			rows[strings.Trim(k, "`")] = d
+		}
+	}
+	known := map[string]bool{}
 	walk(reflect.TypeOf(Config{}), "", func(key string, _ []int) {
-		if !strings.Contains(string(readme), "`"+key+"`") {
-			t.Errorf("README.md does not document %s", key)
+		known[key] = true
+		d, ok := rows[key]
+		if !ok {
+			t.Errorf("README.md's configuration table has no row for %s", key)
+			return
+		}
+		if d.env != "…" && d.env != "`"+EnvName(key)+"`" {
+			t.Errorf("README.md gives %s as the variable of %s, want `%s`", d.env, key, EnvName(key))
+		}
+		var v any = defaults
+		for _, part := range strings.Split(key, ".") {
+			m, _ := v.(map[string]any)
+			if v, ok = m[part]; !ok {
+				t.Errorf("configs/chat-server.yaml does not set %s", key)
+				return
+			}
+		}
+		switch {
+		case strings.HasPrefix(d.def, "`"):
+			if want := strings.Trim(d.def, "`"); fmt.Sprint(v) != want {
+				t.Errorf("README.md gives %s the default %s, configs/chat-server.yaml %v", key, want, v)
+			}
+		case d.def == "empty" || strings.HasPrefix(d.def, "empty ") || d.def == "none":
+			if v != nil && fmt.Sprint(v) != "" && fmt.Sprint(v) != "[]" {
+				t.Errorf("README.md says %s is %s by default, configs/chat-server.yaml sets %v", key, d.def, v)
+			}
 		}
 	}, nil)
+	for key := range rows {
+		if !known[key] {
+			t.Errorf("README.md documents %s, which is no configuration key", key)
+		}
+	}
 }

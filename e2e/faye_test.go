@@ -37,6 +37,33 @@ func (e *env) bayeux(body string, headers ...string) (int, []map[string]any, htt
 	return r.status, out, r.header
 }
 
+// dialFaye opens a websocket to the Faye endpoint; the test closes it when it ends.
+func (e *env) dialFaye() *websocket.Conn {
+	e.t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
+	if err != nil {
+		e.t.Fatalf("dial the Faye websocket: %v", err)
+	}
+	e.t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// wsCall sends one Bayeux batch over ws and returns the next frame's messages (nil when it is
+// not JSON).
+func wsCall(t testing.TB, ws *websocket.Conn, batch string) []map[string]any {
+	t.Helper()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(batch)); err != nil {
+		t.Fatalf("write %s: %v", batch, err)
+	}
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("read the reply to %s: %v", batch, err)
+	}
+	var f []map[string]any
+	_ = json.Unmarshal(data, &f)
+	return f
+}
+
 func (e *env) handshake(tok string) string {
 	e.t.Helper()
 	ext := ""
@@ -392,11 +419,7 @@ func TestFayeEventSource(t *testing.T) {
 func TestFayeWebSocketFrames(t *testing.T) {
 	e := fayeEnv(t)
 	sTok := token(t, auth.Service, "shop", "s")
-	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws := e.dialFaye()
 	pings := make(chan struct{}, 10)
 	ws.SetPingHandler(func(string) error { pings <- struct{}{}; return nil })
 	frames := make(chan []map[string]any, 20)
@@ -553,23 +576,9 @@ func TestFayeAnonymousSwitch(t *testing.T) {
 // as soon as the socket closes.
 func TestFayeManagerDuty(t *testing.T) {
 	e := fayeEnv(t)
-	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := e.dialFaye()
 	mTok := token(t, auth.Manager, "shop", "m1")
-	call := func(s string) []map[string]any {
-		if err := ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
-			t.Fatal(err)
-		}
-		_, data, err := ws.ReadMessage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var f []map[string]any
-		_ = json.Unmarshal(data, &f)
-		return f
-	}
+	call := func(s string) []map[string]any { return wsCall(t, ws, s) }
 	cid := call(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"ext":{"token":"` + mTok + `"}}]`)[0]["clientId"].(string)
 	call(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"websocket","advice":{"timeout":0}},{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/*"}]`)
 	if r := e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil); r.status != http.StatusCreated || r.obj("conversation")["manager_id"] != "m1" {

@@ -193,11 +193,7 @@ func TestFayeLimits(t *testing.T) {
 		return r[0]["error"] == "401:"+cid+":Unknown client"
 	})
 	// A websocket frame over the limit closes the socket.
-	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws := e.dialFaye()
 	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/a","data":"`+strings.Repeat("x", 4096)+`"}]`))
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) && !strings.Contains(fmt.Sprint(err), "close") {

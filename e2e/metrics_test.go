@@ -101,23 +101,8 @@ func TestMetricsFollowChatFlow(t *testing.T) {
 	mq := e.mustConnect(mTok, "app-"+manager)
 	mq.mustSubscribe("orgs/shop/service/+") // on duty
 
-	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	call := func(s string) []map[string]any {
-		if err := ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
-			t.Fatal(err)
-		}
-		_, data, err := ws.ReadMessage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var f []map[string]any
-		_ = json.Unmarshal(data, &f)
-		return f
-	}
+	ws := e.dialFaye()
+	call := func(s string) []map[string]any { return wsCall(t, ws, s) }
 	cid := call(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"ext":{"token":"` + vTok + `"}}]`)[0]["clientId"].(string)
 	call(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"websocket","advice":{"timeout":0}},{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/` + visitor + `"}]`)
 

@@ -93,13 +93,11 @@ func TestPersistentSessionSurvivesRestart(t *testing.T) {
 
 // v5 is an MQTT 5 client (paho.golang) that records publishes and the server's disconnect.
 type v5 struct {
-	c     *paho.Client
-	got   chan *paho.Publish
-	held  []*paho.Publish // received, not yet asked for
-	bye   chan *paho.Disconnect
-	t     *testing.T
-	addr  string
-	token string
+	c    *paho.Client
+	got  chan *paho.Publish
+	held []*paho.Publish // received, not yet asked for
+	bye  chan *paho.Disconnect
+	t    *testing.T
 }
 
 func dialV5(t *testing.T, e *env, tok, clientID string) (*v5, *paho.Connack, error) {

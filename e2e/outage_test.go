@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,11 +90,7 @@ func TestGracefulShutdownAdvisesFayeClients(t *testing.T) {
 		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling"}]`)
 		polled <- r
 	}()
-	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(e.base, "http", "ws", 1)+"/faye", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws := e.dialFaye()
 	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"ext":{"token":"`+tok+`"}}]`))
 	var hs []map[string]any
 	if err := ws.ReadJSON(&hs); err != nil {

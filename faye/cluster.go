@@ -96,10 +96,13 @@ func (e *Engine) forward(ctx context.Context, raw []byte, msgs []bayeux.Message,
 func (e *Engine) ServeForwarded(ctx context.Context, req []byte) []byte {
 	var f forwarded
 	if err := json.Unmarshal(req, &f); err != nil {
+		// Another node's request: a version skew between nodes, not a client's fault.
+		e.log.Warn("faye: undecodable request forwarded by another node", "err", err.Error())
 		return bayeux.EncodeBatch(nil, nil)
 	}
 	msgs, err := bayeux.DecodeBatch(f.Batch, e.cfg.MaxBatch)
 	if err != nil {
+		e.log.Warn("faye: undecodable batch forwarded by another node", "err", err.Error(), "remote", f.Peer.IP)
 		return bayeux.EncodeBatch(nil, nil)
 	}
 	transport := bayeux.LongPolling

@@ -154,15 +154,20 @@ func (e *Engine) collect() {
 }
 
 func (e *Engine) closeAll() {
+	for _, s := range e.snapshot() {
+		e.destroy(s)
+	}
+}
+
+// snapshot lists the live sessions, to visit without holding the engine's lock.
+func (e *Engine) snapshot() []*session {
 	e.mu.RLock()
+	defer e.mu.RUnlock()
 	all := make([]*session, 0, len(e.sessions))
 	for _, s := range e.sessions {
 		all = append(all, s)
 	}
-	e.mu.RUnlock()
-	for _, s := range all {
-		e.destroy(s)
-	}
+	return all
 }
 
 // Sessions returns the number of live sessions.

@@ -38,13 +38,7 @@ func (e *Engine) Stats() Stats {
 	for _, t := range append([]string{NotConnected}, bayeux.ConnectionTypes...) {
 		st.SessionsByTransport[t] = 0
 	}
-	e.mu.RLock()
-	all := make([]*session, 0, len(e.sessions))
-	for _, s := range e.sessions {
-		all = append(all, s)
-	}
-	e.mu.RUnlock()
-	for _, s := range all {
+	for _, s := range e.snapshot() {
 		s.mu.Lock()
 		t, subs, queued := s.transport, len(s.subs), len(s.queue)
 		s.mu.Unlock()

@@ -158,6 +158,22 @@ func (h *handler) reactor() (*reactor, error) {
 	return h.rx, h.rxErr
 }
 
+// sweep runs the sockets' timers with visit until done closes. Its period is fine enough for
+// pings and held connects, and cheap for 10k sockets.
+func (h *handler) sweep(done <-chan struct{}, visit func(now int64, sc *scratch)) {
+	t := time.NewTicker(min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond))
+	defer t.Stop()
+	var sc scratch
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			visit(now.UnixNano(), &sc)
+		}
+	}
+}
+
 func newWSConn(h *handler, nc net.Conn, peer Peer) *wsConn {
 	w := &wsConn{h: h, nc: nc, peer: peer}
 	w.lastRead.Store(time.Now().UnixNano())
@@ -548,6 +564,15 @@ func (w *wsConn) tick(now int64, sc *scratch) {
 		}
 		w.writeOutLocked() // in case a writable edge was missed
 	}
+}
+
+// abort ends the socket at once: after a close frame when code is not 0, without waiting for
+// the client's answer. For a broken stream and a stopping server.
+func (w *wsConn) abort(code int, reason string) {
+	w.mu.Lock()
+	w.closeLocked(code, reason)
+	w.dispose()
+	w.unlock()
 }
 
 func (w *wsConn) closeWith(code int, reason string) {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -33,7 +32,6 @@ import (
 type reactor struct {
 	h      *handler
 	shards []*shard
-	tick   time.Duration
 	closed atomic.Bool
 	done   chan struct{}
 	ctx    context.Context // of message processing: ends when the server stops
@@ -66,8 +64,6 @@ type sysConn struct {
 func newReactor(h *handler) (*reactor, error) {
 	rx := &reactor{h: h, done: make(chan struct{})}
 	rx.ctx, rx.stop = context.WithCancel(context.Background())
-	// The sweep runs the timers: fine enough for pings and held connects, cheap for 10k sockets.
-	rx.tick = min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond)
 	n := min(runtime.GOMAXPROCS(0), 4)
 	for range n {
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -122,10 +118,11 @@ func (rx *reactor) add(nc net.Conn, peer Peer) error {
 	return nil
 }
 
-// unwrap finds the TCP connection under fasthttp's wrappers (the hijacked connection, the
-// per-address counter): the descriptor comes from the innermost, Close goes to the outermost
-// wrapper that still matters (the per-address one gives back its slot). The hijack wrapper is
-// skipped: it holds fasthttp's read buffer, which an idle socket must not keep.
+// unwrap finds the TCP connection under the wrappers: fasthttp's hijacked connection (its
+// UnsafeConn) and the server's per-address counter (NetConn, as crypto/tls names it). The
+// descriptor comes from the innermost, Close goes to the outermost wrapper that still matters
+// (the per-address one gives back its slot). The hijack wrapper is skipped: it holds fasthttp's
+// read buffer, which an idle socket must not keep.
 func unwrap(nc net.Conn) (net.Conn, syscall.Conn) {
 	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
 		nc = u.UnsafeConn()
@@ -135,19 +132,13 @@ func unwrap(nc net.Conn) (net.Conn, syscall.Conn) {
 		if sc, ok := nc.(syscall.Conn); ok {
 			return outer, sc
 		}
-		v := reflect.ValueOf(nc)
-		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
 			break
 		}
-		f := v.Elem().FieldByName("Conn") // a wrapper embedding net.Conn
-		if !f.IsValid() || !f.CanInterface() {
+		if nc = u.NetConn(); nc == nil {
 			break
 		}
-		inner, ok := f.Interface().(net.Conn)
-		if !ok || inner == nil {
-			break
-		}
-		nc = inner
 	}
 	return outer, nil
 }
@@ -166,10 +157,7 @@ func (rx *reactor) close() {
 		}
 		sh.mu.Unlock()
 		for _, w := range all {
-			w.mu.Lock()
-			w.closeLocked(wsframe.CloseGoingAway, "the server stops")
-			w.dispose()
-			w.unlock()
+			w.abort(wsframe.CloseGoingAway, "the server stops")
 		}
 	}
 	close(rx.done)
@@ -236,19 +224,11 @@ func (sh *shard) poll() {
 // sweep runs the sockets' timers.
 func (rx *reactor) sweep() {
 	defer rx.wg.Done()
-	t := time.NewTicker(rx.tick)
-	defer t.Stop()
-	var sc scratch
-	for {
-		select {
-		case <-rx.done:
-			return
-		case now := <-t.C:
-			for _, sh := range rx.shards {
-				sh.sweep(now.UnixNano(), &sc)
-			}
+	rx.h.sweep(rx.done, func(now int64, sc *scratch) {
+		for _, sh := range rx.shards {
+			sh.sweep(now, sc)
 		}
-	}
+	})
 }
 
 func (sh *shard) sweep(now int64, sc *scratch) {
@@ -329,10 +309,7 @@ func (w *wsConn) readable() (more bool) {
 		case errors.Is(err, errWouldBlock):
 			return false
 		default: // the end of the stream, or the socket is closed
-			w.mu.Lock()
-			w.closeLocked(0, "")
-			w.dispose()
-			w.unlock()
+			w.abort(0, "")
 			return false
 		}
 	}

@@ -35,7 +35,7 @@ func newReactor(h *handler) (*reactor, error) {
 	rx := &reactor{h: h, conns: map[*wsConn]struct{}{}, done: make(chan struct{})}
 	rx.ctx, rx.stop = context.WithCancel(context.Background())
 	rx.wg.Add(1)
-	go rx.sweep(min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond))
+	go rx.sweep()
 	return rx, nil
 }
 
@@ -74,10 +74,7 @@ func (rx *reactor) read(w *wsConn) {
 			}
 		}
 		if err != nil {
-			w.mu.Lock()
-			w.closeLocked(0, "")
-			w.dispose()
-			w.unlock()
+			w.abort(0, "")
 			rx.mu.Lock()
 			delete(rx.conns, w)
 			rx.mu.Unlock()
@@ -86,27 +83,13 @@ func (rx *reactor) read(w *wsConn) {
 	}
 }
 
-func (rx *reactor) sweep(tick time.Duration) {
+func (rx *reactor) sweep() {
 	defer rx.wg.Done()
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	var sc scratch
-	for {
-		select {
-		case <-rx.done:
-			return
-		case now := <-t.C:
-			rx.mu.Lock()
-			all := make([]*wsConn, 0, len(rx.conns))
-			for w := range rx.conns {
-				all = append(all, w)
-			}
-			rx.mu.Unlock()
-			for _, w := range all {
-				w.tick(now.UnixNano(), &sc)
-			}
+	rx.h.sweep(rx.done, func(now int64, sc *scratch) {
+		for _, w := range rx.snapshot() {
+			w.tick(now, sc)
 		}
-	}
+	})
 }
 
 func (rx *reactor) close() {
@@ -114,20 +97,21 @@ func (rx *reactor) close() {
 		return
 	}
 	rx.stop()
+	for _, w := range rx.snapshot() {
+		w.abort(wsframe.CloseGoingAway, "the server stops")
+	}
+	close(rx.done)
+	rx.wg.Wait()
+}
+
+func (rx *reactor) snapshot() []*wsConn {
 	rx.mu.Lock()
+	defer rx.mu.Unlock()
 	all := make([]*wsConn, 0, len(rx.conns))
 	for w := range rx.conns {
 		all = append(all, w)
 	}
-	rx.mu.Unlock()
-	for _, w := range all {
-		w.mu.Lock()
-		w.closeLocked(wsframe.CloseGoingAway, "the server stops")
-		w.dispose()
-		w.unlock()
-	}
-	close(rx.done)
-	rx.wg.Wait()
+	return all
 }
 
 // resume lets the reading goroutine go on after a pause.

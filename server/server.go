@@ -141,7 +141,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		ErrorHandler:            api.ErrorHandler(log.With("component", "api")),
 	})
 	app.Server().HeaderReceived = faye.RequestConfig
-	app.Server().MaxConnsPerIP = cfg.Limits.ConnectionsPerIP
 	if mx != nil {
 		app.Use(mx.Middleware) // first: it times and sees the status of everything after it
 	}
@@ -312,7 +311,7 @@ func (s *Server) Start() error {
 			s.log.Error("cluster: forwarded Faye requests will not be served", "err", err.Error())
 		}
 	}
-	go func() { s.served <- s.app.Listener(ln) }()
+	go func() { s.served <- s.app.Listener(limitPerIP(ln, s.cfg.Limits.ConnectionsPerIP)) }()
 	s.log.Info("mqtt listening", "addr", s.broker.Addr().String())
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	if s.cfg.Web.Enabled {

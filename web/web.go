@@ -20,6 +20,11 @@ import (
 //go:embed static
 var static embed.FS
 
+// head is the pages' common <head> content (the template "head").
+//
+//go:embed partials/head.html
+var head string
+
 // AssetPrefix is where the pages' scripts and styles are served.
 const AssetPrefix = "/web/"
 
@@ -93,7 +98,10 @@ var contentTypes = map[string]string{
 
 // render fills in the Faye mount, the one setting the pages need from the server.
 func render(name string, body []byte, cfg Config) ([]byte, error) {
-	t, err := template.New(name).Parse(string(body))
+	t, err := template.New(name).Parse(head)
+	if err == nil {
+		t, err = t.Parse(string(body))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", name, err)
 	}

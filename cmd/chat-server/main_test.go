@@ -140,8 +140,7 @@ func TestCheckConfigPrintsLoadableYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	none := func(string) (string, bool) { return "", false }
-	back, err := config.Load(printed, none)
-	if err == nil {
+	if _, err := config.Load(printed, none); err == nil {
 		t.Fatal("the redacted secret loaded as a secret: it must be refused")
 	}
 	var raw map[string]any
@@ -153,7 +152,8 @@ func TestCheckConfigPrintsLoadableYAML(t *testing.T) {
 	if err := os.WriteFile(printed, fixed, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if back, err = config.Load(printed, none); err != nil {
+	back, err := config.Load(printed, none)
+	if err != nil {
 		t.Fatalf("printed configuration does not load: %v", err)
 	}
 	want, err := config.Load("", lookup)

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { api, close, fayeClient, freePort, repoRoot, startServer, subscribe, token } from './lib.mjs';
+import { api, close, fayeClient, freePort, launchBrowser, repoRoot, startServer, subscribe, token } from './lib.mjs';
 
 const artifacts = path.join(repoRoot, 'e2e', 'artifacts');
 
@@ -67,10 +66,7 @@ describe('Faye browser bundle in Chromium', () => {
       res.end(html);
     });
     await new Promise((r) => pageServer.listen(pagePort, '127.0.0.1', r));
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchBrowser();
     fs.mkdirSync(artifacts, { recursive: true });
   });
 

@@ -11,8 +11,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
-import { chromium } from 'playwright-core';
-import { close, fayeClient, freePort, publish, repoRoot, startServer, subscribe, token } from './lib.mjs';
+import { close, fayeClient, freePort, launchBrowser, publish, repoRoot, startServer, subscribe, token } from './lib.mjs';
 
 const OUR_CLIENT = fs.readFileSync(path.join(repoRoot, 'faye', 'client', 'client.js'), 'utf8');
 const ORG = 'clientjs';
@@ -170,10 +169,7 @@ const modes = [
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => { await browser?.close(); });
 

@@ -5,8 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { repoRoot, startServer, token } from './lib.mjs';
+import { launchBrowser, repoRoot, startServer, token } from './lib.mjs';
 
 const artifacts = path.join(repoRoot, 'e2e', 'artifacts');
 
@@ -41,10 +40,7 @@ describe('console and demo page', () => {
     // secret): web.enabled, web.demo and the Faye client (the server's own client.js) keep their
     // embedded defaults, as a newcomer gets them.
     srv = await startServer({ env: { CHAT_FAYE_CLIENT_JS_PATH: '' } });
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchBrowser();
     fs.mkdirSync(artifacts, { recursive: true });
   });
 

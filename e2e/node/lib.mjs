@@ -1,5 +1,5 @@
 // Helpers of the Node end-to-end suite: run the real server binary, sign tokens, call the REST
-// API, and make official Faye clients.
+// API, make official Faye clients, and launch the headless browser.
 import { spawn, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import faye from 'faye';
+import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
@@ -186,4 +187,12 @@ export async function close(...clients) {
     Promise.resolve(c.disconnect()).catch(() => {}),
     new Promise((r) => setTimeout(r, 2000)),
   ])));
+}
+
+// launchBrowser starts headless Chromium (CHROMIUM_PATH, or the system's).
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
 }
