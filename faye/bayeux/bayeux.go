@@ -75,57 +75,6 @@ var (
 	ErrTooMany   = errors.New("too many messages in one batch")
 )
 
-type wire struct {
-	Channel                  json.RawMessage `json:"channel"`
-	ID                       json.RawMessage `json:"id"`
-	ClientID                 json.RawMessage `json:"clientId"`
-	Data                     json.RawMessage `json:"data"`
-	Subscription             json.RawMessage `json:"subscription"`
-	ConnectionType           json.RawMessage `json:"connectionType"`
-	SupportedConnectionTypes json.RawMessage `json:"supportedConnectionTypes"`
-	Version                  json.RawMessage `json:"version"`
-	Advice                   json.RawMessage `json:"advice"`
-	Ext                      json.RawMessage `json:"ext"`
-}
-
-// DecodeBatch decodes a request body: a JSON array of messages or a single message object.
-// null and non-object elements are skipped, as Faye does. At most max messages are accepted.
-func DecodeBatch(body []byte, max int) ([]Message, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, ErrMalformed
-	}
-	var elems []json.RawMessage
-	switch body[0] {
-	case '[':
-		if err := json.Unmarshal(body, &elems); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-	case '{':
-		if !json.Valid(body) {
-			return nil, ErrMalformed
-		}
-		elems = []json.RawMessage{body}
-	default:
-		return nil, ErrMalformed
-	}
-	if len(elems) > max {
-		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooMany, len(elems), max)
-	}
-	msgs := make([]Message, 0, len(elems))
-	for _, e := range elems {
-		if e = bytes.TrimSpace(e); len(e) == 0 || e[0] != '{' {
-			continue
-		}
-		var w wire
-		if err := json.Unmarshal(e, &w); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		msgs = append(msgs, w.message())
-	}
-	return msgs, nil
-}
-
 // str reads a JSON string, "" for anything else. raw was validated by the decoder, so a
 // string without escapes is its own content (the common case, and much cheaper).
 func str(raw json.RawMessage) string {
@@ -137,51 +86,6 @@ func str(raw json.RawMessage) string {
 		return s
 	}
 	return ""
-}
-
-func present(raw json.RawMessage) bool { return len(raw) > 0 }
-
-func (w wire) message() Message {
-	m := Message{
-		Channel:        str(w.Channel),
-		ClientID:       str(w.ClientID),
-		ConnectionType: str(w.ConnectionType),
-		Version:        str(w.Version),
-		Data:           w.Data,
-		HasData:        present(w.Data),
-		Subscription:   w.Subscription,
-		AdviceTimeout:  -1,
-	}
-	if present(w.ID) && string(w.ID) != "null" {
-		m.ID = w.ID
-	}
-	switch {
-	case len(w.SupportedConnectionTypes) > 0 && w.SupportedConnectionTypes[0] == '[':
-		var types []any
-		_ = json.Unmarshal(w.SupportedConnectionTypes, &types)
-		for _, t := range types {
-			if s, ok := t.(string); ok {
-				m.ConnectionTypes = append(m.ConnectionTypes, s)
-			}
-		}
-	case present(w.SupportedConnectionTypes):
-		// Not a list (Faye refuses a bare string as an unsupported type).
-		m.ConnectionTypesNotList = true
-		m.ConnectionTypes = []string{str(w.SupportedConnectionTypes)}
-	}
-	var advice struct {
-		Timeout *float64 `json:"timeout"`
-	}
-	if present(w.Advice) && json.Unmarshal(w.Advice, &advice) == nil && advice.Timeout != nil && *advice.Timeout >= 0 {
-		m.AdviceTimeout = int64(*advice.Timeout)
-	}
-	var ext struct {
-		Token json.RawMessage `json:"token"`
-	}
-	if present(w.Ext) && json.Unmarshal(w.Ext, &ext) == nil {
-		m.Token = str(ext.Token)
-	}
-	return m
 }
 
 // Subscriptions returns the channels of a (un)subscribe message: one string or an array of
