@@ -205,31 +205,134 @@ func EncodeDelivery(channel string, data []byte) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// EncodeBatch writes replies followed by already-encoded deliveries as one JSON array.
+// EncodeBatch writes replies followed by already-encoded deliveries as one JSON array. The
+// replies read exactly as json.Marshal writes a Reply, without its reflection.
 func EncodeBatch(replies []Reply, deliveries [][]byte) []byte {
-	var b bytes.Buffer
-	b.WriteByte('[')
-	n := 0
+	size := 2 + 160*len(replies)
+	for _, d := range deliveries {
+		size += len(d) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, '[')
 	for _, r := range replies {
-		data, err := json.Marshal(r)
-		if err != nil {
-			continue // a Reply always marshals; ID and Subscription were validated JSON
+		mark := len(b)
+		if mark > 1 {
+			b = append(b, ',')
 		}
-		if n > 0 {
-			b.WriteByte(',')
+		var ok bool
+		if b, ok = appendReply(b, r); !ok {
+			b = b[:mark] // a Reply always marshals; ID and Subscription were validated JSON
 		}
-		b.Write(data)
-		n++
 	}
 	for _, d := range deliveries {
-		if n > 0 {
-			b.WriteByte(',')
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
-		b.Write(d)
-		n++
+		b = append(b, d...)
 	}
-	b.WriteByte(']')
-	return b.Bytes()
+	return append(b, ']')
+}
+
+// appendReply appends r as json.Marshal writes it: fields in declaration order, empty
+// optional fields left out, strings HTML-escaped. ok is false when a raw field is not JSON.
+func appendReply(b []byte, r Reply) (_ []byte, ok bool) {
+	b = append(b, '{')
+	if len(r.ID) > 0 {
+		b = append(b, `"id":`...)
+		if b, ok = appendRaw(b, r.ID); !ok {
+			return b, false
+		}
+		b = append(b, ',')
+	}
+	if r.ClientID != "" {
+		b = append(b, `"clientId":`...)
+		b = appendString(b, r.ClientID)
+		b = append(b, ',')
+	}
+	if r.Channel != "" {
+		b = append(b, `"channel":`...)
+		b = appendString(b, r.Channel)
+		b = append(b, ',')
+	}
+	b = append(b, `"successful":`...)
+	b = strconv.AppendBool(b, r.Successful)
+	if r.Version != "" {
+		b = append(b, `,"version":`...)
+		b = appendString(b, r.Version)
+	}
+	if len(r.SupportedConnectionTypes) > 0 {
+		b = append(b, `,"supportedConnectionTypes":[`...)
+		for i, t := range r.SupportedConnectionTypes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, t)
+		}
+		b = append(b, ']')
+	}
+	if len(r.Subscription) > 0 {
+		b = append(b, `,"subscription":`...)
+		if b, ok = appendRaw(b, r.Subscription); !ok {
+			return b, false
+		}
+	}
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, r.Error)
+	}
+	if a := r.Advice; a != nil {
+		b = append(b, `,"advice":{"reconnect":`...)
+		b = appendString(b, a.Reconnect)
+		if a.Interval != nil {
+			b = append(b, `,"interval":`...)
+			b = strconv.AppendInt(b, *a.Interval, 10)
+		}
+		if a.Timeout != nil {
+			b = append(b, `,"timeout":`...)
+			b = strconv.AppendInt(b, *a.Timeout, 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), true
+}
+
+// plainByte: printable ASCII that encoding/json writes unescaped in a string.
+func plainByte(c byte) bool {
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+}
+
+func appendString(b []byte, s string) []byte {
+	for i := range len(s) {
+		if !plainByte(s[i]) {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendRaw appends a raw JSON value as json.Marshal writes a json.RawMessage: compacted,
+// HTML-escaped, refused when it is not JSON.
+func appendRaw(b []byte, raw json.RawMessage) (_ []byte, ok bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : n-1] {
+			if !plainByte(c) || c == ' ' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return append(b, raw...), true
+		}
+	}
+	q, err := json.Marshal(raw)
+	if err != nil {
+		return b, false
+	}
+	return append(b, q...), true
 }
 
 var callbackName = regexp.MustCompile(`^[a-zA-Z_$][a-zA-Z0-9_$]*(\.[a-zA-Z_$][a-zA-Z0-9_$]*)*$`)
