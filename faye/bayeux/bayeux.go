@@ -75,57 +75,6 @@ var (
 	ErrTooMany   = errors.New("too many messages in one batch")
 )
 
-type wire struct {
-	Channel                  json.RawMessage `json:"channel"`
-	ID                       json.RawMessage `json:"id"`
-	ClientID                 json.RawMessage `json:"clientId"`
-	Data                     json.RawMessage `json:"data"`
-	Subscription             json.RawMessage `json:"subscription"`
-	ConnectionType           json.RawMessage `json:"connectionType"`
-	SupportedConnectionTypes json.RawMessage `json:"supportedConnectionTypes"`
-	Version                  json.RawMessage `json:"version"`
-	Advice                   json.RawMessage `json:"advice"`
-	Ext                      json.RawMessage `json:"ext"`
-}
-
-// DecodeBatch decodes a request body: a JSON array of messages or a single message object.
-// null and non-object elements are skipped, as Faye does. At most max messages are accepted.
-func DecodeBatch(body []byte, max int) ([]Message, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, ErrMalformed
-	}
-	var elems []json.RawMessage
-	switch body[0] {
-	case '[':
-		if err := json.Unmarshal(body, &elems); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-	case '{':
-		if !json.Valid(body) {
-			return nil, ErrMalformed
-		}
-		elems = []json.RawMessage{body}
-	default:
-		return nil, ErrMalformed
-	}
-	if len(elems) > max {
-		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooMany, len(elems), max)
-	}
-	msgs := make([]Message, 0, len(elems))
-	for _, e := range elems {
-		if e = bytes.TrimSpace(e); len(e) == 0 || e[0] != '{' {
-			continue
-		}
-		var w wire
-		if err := json.Unmarshal(e, &w); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		msgs = append(msgs, w.message())
-	}
-	return msgs, nil
-}
-
 // str reads a JSON string, "" for anything else. raw was validated by the decoder, so a
 // string without escapes is its own content (the common case, and much cheaper).
 func str(raw json.RawMessage) string {
@@ -137,51 +86,6 @@ func str(raw json.RawMessage) string {
 		return s
 	}
 	return ""
-}
-
-func present(raw json.RawMessage) bool { return len(raw) > 0 }
-
-func (w wire) message() Message {
-	m := Message{
-		Channel:        str(w.Channel),
-		ClientID:       str(w.ClientID),
-		ConnectionType: str(w.ConnectionType),
-		Version:        str(w.Version),
-		Data:           w.Data,
-		HasData:        present(w.Data),
-		Subscription:   w.Subscription,
-		AdviceTimeout:  -1,
-	}
-	if present(w.ID) && string(w.ID) != "null" {
-		m.ID = w.ID
-	}
-	switch {
-	case len(w.SupportedConnectionTypes) > 0 && w.SupportedConnectionTypes[0] == '[':
-		var types []any
-		_ = json.Unmarshal(w.SupportedConnectionTypes, &types)
-		for _, t := range types {
-			if s, ok := t.(string); ok {
-				m.ConnectionTypes = append(m.ConnectionTypes, s)
-			}
-		}
-	case present(w.SupportedConnectionTypes):
-		// Not a list (Faye refuses a bare string as an unsupported type).
-		m.ConnectionTypesNotList = true
-		m.ConnectionTypes = []string{str(w.SupportedConnectionTypes)}
-	}
-	var advice struct {
-		Timeout *float64 `json:"timeout"`
-	}
-	if present(w.Advice) && json.Unmarshal(w.Advice, &advice) == nil && advice.Timeout != nil && *advice.Timeout >= 0 {
-		m.AdviceTimeout = int64(*advice.Timeout)
-	}
-	var ext struct {
-		Token json.RawMessage `json:"token"`
-	}
-	if present(w.Ext) && json.Unmarshal(w.Ext, &ext) == nil {
-		m.Token = str(ext.Token)
-	}
-	return m
 }
 
 // Subscriptions returns the channels of a (un)subscribe message: one string or an array of
@@ -301,31 +205,134 @@ func EncodeDelivery(channel string, data []byte) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// EncodeBatch writes replies followed by already-encoded deliveries as one JSON array.
+// EncodeBatch writes replies followed by already-encoded deliveries as one JSON array. The
+// replies read exactly as json.Marshal writes a Reply, without its reflection.
 func EncodeBatch(replies []Reply, deliveries [][]byte) []byte {
-	var b bytes.Buffer
-	b.WriteByte('[')
-	n := 0
+	size := 2 + 160*len(replies)
+	for _, d := range deliveries {
+		size += len(d) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, '[')
 	for _, r := range replies {
-		data, err := json.Marshal(r)
-		if err != nil {
-			continue // a Reply always marshals; ID and Subscription were validated JSON
+		mark := len(b)
+		if mark > 1 {
+			b = append(b, ',')
 		}
-		if n > 0 {
-			b.WriteByte(',')
+		var ok bool
+		if b, ok = appendReply(b, r); !ok {
+			b = b[:mark] // a Reply always marshals; ID and Subscription were validated JSON
 		}
-		b.Write(data)
-		n++
 	}
 	for _, d := range deliveries {
-		if n > 0 {
-			b.WriteByte(',')
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
-		b.Write(d)
-		n++
+		b = append(b, d...)
 	}
-	b.WriteByte(']')
-	return b.Bytes()
+	return append(b, ']')
+}
+
+// appendReply appends r as json.Marshal writes it: fields in declaration order, empty
+// optional fields left out, strings HTML-escaped. ok is false when a raw field is not JSON.
+func appendReply(b []byte, r Reply) (_ []byte, ok bool) {
+	b = append(b, '{')
+	if len(r.ID) > 0 {
+		b = append(b, `"id":`...)
+		if b, ok = appendRaw(b, r.ID); !ok {
+			return b, false
+		}
+		b = append(b, ',')
+	}
+	if r.ClientID != "" {
+		b = append(b, `"clientId":`...)
+		b = appendString(b, r.ClientID)
+		b = append(b, ',')
+	}
+	if r.Channel != "" {
+		b = append(b, `"channel":`...)
+		b = appendString(b, r.Channel)
+		b = append(b, ',')
+	}
+	b = append(b, `"successful":`...)
+	b = strconv.AppendBool(b, r.Successful)
+	if r.Version != "" {
+		b = append(b, `,"version":`...)
+		b = appendString(b, r.Version)
+	}
+	if len(r.SupportedConnectionTypes) > 0 {
+		b = append(b, `,"supportedConnectionTypes":[`...)
+		for i, t := range r.SupportedConnectionTypes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, t)
+		}
+		b = append(b, ']')
+	}
+	if len(r.Subscription) > 0 {
+		b = append(b, `,"subscription":`...)
+		if b, ok = appendRaw(b, r.Subscription); !ok {
+			return b, false
+		}
+	}
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, r.Error)
+	}
+	if a := r.Advice; a != nil {
+		b = append(b, `,"advice":{"reconnect":`...)
+		b = appendString(b, a.Reconnect)
+		if a.Interval != nil {
+			b = append(b, `,"interval":`...)
+			b = strconv.AppendInt(b, *a.Interval, 10)
+		}
+		if a.Timeout != nil {
+			b = append(b, `,"timeout":`...)
+			b = strconv.AppendInt(b, *a.Timeout, 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), true
+}
+
+// plainByte: printable ASCII that encoding/json writes unescaped in a string.
+func plainByte(c byte) bool {
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+}
+
+func appendString(b []byte, s string) []byte {
+	for i := range len(s) {
+		if !plainByte(s[i]) {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendRaw appends a raw JSON value as json.Marshal writes a json.RawMessage: compacted,
+// HTML-escaped, refused when it is not JSON.
+func appendRaw(b []byte, raw json.RawMessage) (_ []byte, ok bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : n-1] {
+			if !plainByte(c) || c == ' ' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return append(b, raw...), true
+		}
+	}
+	q, err := json.Marshal(raw)
+	if err != nil {
+		return b, false
+	}
+	return append(b, q...), true
 }
 
 var callbackName = regexp.MustCompile(`^[a-zA-Z_$][a-zA-Z0-9_$]*(\.[a-zA-Z_$][a-zA-Z0-9_$]*)*$`)
