@@ -125,18 +125,25 @@ func fayeFanout(ctx context.Context, o *options) (*Result, error) {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
 	defer pub.close()
+	return o.fanOut(ctx, h, &delivered, &errs, func(seq int64) error {
+		return pub.publish([]byte(chFanout), o.payload(seq))
+	})
+}
+
+// fanOut publishes with send for -duration, at -rate or flat out (at most a window of messages
+// not yet delivered to every one of the -clients subscribers), waits for the deliveries and
+// reports them with the server's CPU.
+func (o *options) fanOut(ctx context.Context, h *histogram, delivered, errs *atomic.Int64, send func(seq int64) error) (*Result, error) {
 	n := int64(o.clients)
 	window := int64(o.windowOr(20))
-	send := func(seq int64) error { return pub.publish([]byte(chFanout), o.payload(seq)) }
 	cpu0, begin := o.cpu(), time.Now()
 	sent, err := pace(ctx, o.rate, o.duration, func(seq int64) bool {
-		// Flat out: at most window messages not yet delivered to every subscriber.
 		return seq*n-delivered.Load() < window*n
 	}, send)
 	if err != nil {
 		return nil, err
 	}
-	drain(ctx, &delivered, sent*n)
+	drain(ctx, delivered, sent*n)
 	r := &Result{Sent: sent, Expected: sent * n, Delivered: delivered.Load(), Errors: errs.Load()}
 	r.finish(time.Since(begin), h, o.cpu()-cpu0)
 	return r, nil

@@ -60,21 +60,9 @@ func mqttFanout(ctx context.Context, o *options) (*Result, error) {
 	pingCtx, stopPing := context.WithCancel(ctx)
 	defer stopPing()
 	go keepAlive(pingCtx, append(subs, pub))
-	n := int64(o.clients)
-	window := int64(o.windowOr(20))
-	cpu0, begin := o.cpu(), time.Now()
-	sent, err := pace(ctx, o.rate, o.duration, func(seq int64) bool {
-		return seq*n-delivered.Load() < window*n
-	}, func(seq int64) error {
+	return o.fanOut(ctx, h, &delivered, &errs, func(seq int64) error {
 		return pub.publish(topic, o.payload(seq))
 	})
-	if err != nil {
-		return nil, err
-	}
-	drain(ctx, &delivered, sent*n)
-	r := &Result{Sent: sent, Expected: sent * n, Delivered: delivered.Load(), Errors: errs.Load()}
-	r.finish(time.Since(begin), h, o.cpu()-cpu0)
-	return r, nil
 }
 
 // mqttIdle holds -clients connected clients, each subscribed to a topic of its own.
