@@ -20,6 +20,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/convead/chat-server/accept"
 	"github.com/convead/chat-server/channel"
 	"github.com/convead/chat-server/ratelimit"
 )
@@ -64,6 +65,7 @@ type Broker struct {
 	srv     *mqtt.Server
 	cfg     Config
 	ln      net.Listener
+	accept  *accept.Listener // under ln (and TLS): it says whether ln still accepts
 	log     *slog.Logger
 	running atomic.Bool
 	dropped atomic.Uint64
@@ -113,10 +115,13 @@ func (b *Broker) Start() error {
 			return fmt.Errorf("open MQTT session store %s (is another server using this data folder?): %w", path, err)
 		}
 	}
-	ln, err := net.Listen("tcp", b.cfg.Addr)
+	raw, err := net.Listen("tcp", b.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen MQTT on %s (mqtt.addr): %w", b.cfg.Addr, err)
 	}
+	// Under TLS, which passes accept errors through: EMFILE must not end the listener.
+	b.accept = accept.New(raw, "mqtt", b.log)
+	var ln net.Listener = b.accept
 	if b.cfg.TLS != nil {
 		ln = tls.NewListener(ln, b.cfg.TLS)
 	}
@@ -180,7 +185,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
-			return
+			return // closed, or dead: accept.Listener retried what could pass, and logged it
 		}
 		l.mu.Lock()
 		if l.closed {
@@ -274,13 +279,17 @@ func (b *Broker) Addr() net.Addr {
 	return b.ln.Addr()
 }
 
-// Ready reports whether the broker is serving.
+// Ready reports whether the broker is serving, its MQTT listener included.
 func (b *Broker) Ready() error {
 	if !b.running.Load() {
 		return errors.New("broker not running")
 	}
-	return nil
+	return b.accept.Err()
 }
+
+// Dead is closed when the MQTT listener stops accepting for good (not by Close); Ready then
+// says why.
+func (b *Broker) Dead() <-chan struct{} { return b.accept.Dead() }
 
 // Publish sends payload to the channel name of organisation org, as a server-side publish that
 // every matching subscriber receives (ACL hooks still decide per subscriber).

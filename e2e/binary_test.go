@@ -74,7 +74,7 @@ func TestBinary(t *testing.T) {
 	// The probes say how the node is, and nothing about anyone.
 	for path, body := range map[string]string{
 		"/healthz": `{"status":"ok"}`,
-		"/readyz":  `{"checks":{"broker":"ok","store":"ok"},"status":"ready"}`,
+		"/readyz":  `{"checks":{"broker":"ok","http":"ok","store":"ok"},"status":"ready"}`,
 	} {
 		if r := e.call(http.MethodGet, path, "", nil); r.status != 200 || r.raw != body {
 			t.Errorf("GET %s: %d %s, want %s", path, r.status, r.raw, body)

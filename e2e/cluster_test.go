@@ -58,7 +58,7 @@ func TestClusterChatFlow(t *testing.T) {
 
 	for _, n := range nodes {
 		r := want(t, n.call(http.MethodGet, "/readyz", "", nil), http.StatusOK)
-		if r.raw != `{"checks":{"broker":"ok","cluster":"ok","store":"ok"},"status":"ready"}` {
+		if r.raw != `{"checks":{"broker":"ok","cluster":"ok","http":"ok","store":"ok"},"status":"ready"}` {
 			t.Fatalf("%s readyz: %s", n.name, r.raw)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/convead/chat-server/accept"
 	"github.com/convead/chat-server/api"
 	"github.com/convead/chat-server/broker"
 	"github.com/convead/chat-server/chat"
@@ -48,7 +49,11 @@ type Server struct {
 	duties *presence.Registry
 	mx     *metrics.Metrics // nil when metrics.enabled is false
 	httpLn net.Listener
-	served chan error
+	// httpAccept wraps httpLn: it retries EMFILE and the like, and says whether it died.
+	httpAccept *accept.Listener
+	served     chan error
+	// stopWatch ends the wait for the MQTT listener's death, at Shutdown.
+	stopWatch chan struct{}
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
@@ -189,6 +194,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if cfg.MQTT.WSPath != "" {
 		mqttws.Register(app, cfg.MQTT.WSPath, b, origins, cfg.Limits.WSFrameBytes, log.With("component", "mqtt-ws"))
 	}
+	// Assigned on return: the checks run only once the node serves.
+	var srv *Server
 	degraded := map[string]func(context.Context) error{}
 	if node != nil {
 		degraded["cluster"] = node.Ready
@@ -201,6 +208,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Ready: map[string]func(context.Context) error{
 			"store":  svc.Ready,
 			"broker": func(context.Context) error { return b.Ready() },
+			"http":   func(context.Context) error { return srv.httpReady() },
 		},
 	}, log.With("component", "api"))
 	demo, err := setupWeb(ctx, app, cfg, svc, verifier)
@@ -208,8 +216,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
-	return &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 1),
-		mx: mx, demo: demo, node: node, clusterHook: clusterHook}, nil
+	srv = &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties,
+		served: make(chan error, 2), stopWatch: make(chan struct{}), // one send each: HTTP, MQTT
+		mx: mx, demo: demo, node: node, clusterHook: clusterHook}
+	return srv, nil
+}
+
+// httpReady fails once the HTTP listener is dead: the node then still answers on open
+// connections (and over the cluster), and must say it is not serving.
+func (s *Server) httpReady() error {
+	if s.httpAccept == nil {
+		return errors.New("not started")
+	}
+	return s.httpAccept.Err()
 }
 
 // joinCluster connects to NATS (see package cluster).
@@ -311,7 +330,22 @@ func (s *Server) Start() error {
 			s.log.Error("cluster: forwarded Faye requests will not be served", "err", err.Error())
 		}
 	}
-	go func() { s.served <- s.app.Listener(limitPerIP(ln, s.cfg.Limits.ConnectionsPerIP)) }()
+	s.httpAccept = accept.New(ln, "http", s.log)
+	go func() {
+		err := s.app.Listener(limitPerIP(s.httpAccept, s.cfg.Limits.ConnectionsPerIP))
+		// fasthttp takes a closed listener for a shutdown and returns nil: the death is ours to tell.
+		if dead := s.httpAccept.Err(); dead != nil {
+			err = dead
+		}
+		s.served <- err
+	}()
+	go func() {
+		select {
+		case <-s.broker.Dead():
+			s.served <- s.broker.Ready()
+		case <-s.stopWatch:
+		}
+	}()
 	s.log.Info("mqtt listening", "addr", s.broker.Addr().String())
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	if s.cfg.Web.Enabled {
@@ -338,13 +372,15 @@ func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
 // MQTTAddr is the bound MQTT address.
 func (s *Server) MQTTAddr() net.Addr { return s.broker.Addr() }
 
-// Served reports the HTTP server's end: nil after Shutdown, an error if it failed.
+// Served reports the end of serving: nil after Shutdown, an error if the HTTP server failed
+// or the HTTP or MQTT listener died (stopped accepting other than by Shutdown).
 func (s *Server) Served() <-chan error { return s.served }
 
 // Shutdown stops accepting, lets in-flight requests finish within ctx, disconnects MQTT
 // clients and closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	close(s.stopWatch)
 	if s.stopFaye != nil { // first, so that held long-polls do not hold up the HTTP shutdown
 		s.stopFaye()
 		<-s.fayeDone

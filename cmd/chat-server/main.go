@@ -257,19 +257,26 @@ func serve(c *cli, fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	log.Info("chat server ready", "startup", time.Since(start).String(), "version", version())
+	// failed is why the node stopped serving on its own: it exits 1, so that a supervisor
+	// restarts it (and an orchestrator, seeing /readyz fail meanwhile, sends no traffic).
+	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	case err := <-srv.Served():
-		log.Error("HTTP server stopped", "err", err)
+		if err == nil {
+			err = errors.New("HTTP server stopped") // only Shutdown should stop it
+		}
+		failed = fmt.Errorf("stopped serving: %w", err)
+		log.Error("stopped serving: shutting down", "err", err.Error())
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		return errors.Join(failed, fmt.Errorf("shutdown: %w", err))
 	}
 	log.Info("stopped")
-	return nil
+	return failed
 }
 
 func token(c *cli, fs *flag.FlagSet, args []string) error {
