@@ -53,7 +53,7 @@ type Server struct {
 	httpAccept *accept.Listener
 	served     chan error
 	// stopWatch ends the wait for the MQTT listener's death, at Shutdown.
-	stopWatch chan struct{}
+	stopWatch context.CancelFunc
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
@@ -216,8 +216,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
-	srv = &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties,
-		served: make(chan error, 2), stopWatch: make(chan struct{}), // one send each: HTTP, MQTT
+	// served: one send each from the HTTP server and the MQTT listener's watch.
+	srv = &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 2),
 		mx: mx, demo: demo, node: node, clusterHook: clusterHook}
 	return srv, nil
 }
@@ -339,11 +339,13 @@ func (s *Server) Start() error {
 		}
 		s.served <- err
 	}()
+	wctx, stopWatch := context.WithCancel(context.Background())
+	s.stopWatch = stopWatch
 	go func() {
 		select {
 		case <-s.broker.Dead():
 			s.served <- s.broker.Ready()
-		case <-s.stopWatch:
+		case <-wctx.Done():
 		}
 	}()
 	s.log.Info("mqtt listening", "addr", s.broker.Addr().String())
@@ -380,7 +382,9 @@ func (s *Server) Served() <-chan error { return s.served }
 // clients and closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
-	close(s.stopWatch)
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
 	if s.stopFaye != nil { // first, so that held long-polls do not hold up the HTTP shutdown
 		s.stopFaye()
 		<-s.fayeDone
