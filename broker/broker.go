@@ -119,7 +119,7 @@ func (b *Broker) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen MQTT on %s (mqtt.addr): %w", b.cfg.Addr, err)
 	}
-	// Under TLS, which passes accept errors through: EMFILE must not end the listener.
+	// Below TLS (which passes accept errors through): EMFILE must not end the MQTT listener.
 	b.accept = accept.New(raw, "mqtt", b.log)
 	var ln net.Listener = b.accept
 	if b.cfg.TLS != nil {
