@@ -101,7 +101,8 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 func (b *Broker) Start() error {
 	limits := &limitHook{conns: ratelimit.NewCounter(b.cfg.MaxConnsPerIP), maxSubs: b.cfg.MaxSubscriptions, sendConnack: b.srv.SendConnack}
 	drops := &dropHook{b: b, disconnect: b.srv.DisconnectClient}
-	for _, h := range []mqtt.Hook{drops, &resendOrder{clients: b.srv.Clients}, limits, &statsHook{c: &b.counters}} {
+	hooks := []mqtt.Hook{&wireFixes{}, drops, &resendOrder{clients: b.srv.Clients}, limits, &statsHook{c: &b.counters}}
+	for _, h := range hooks {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return fmt.Errorf("add broker hook %s: %w", h.ID(), err)
 		}
@@ -261,6 +262,23 @@ func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *dropHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.ending.Delete(cl) }
+
+// wireFixes corrects a packet mochi (v2.7.9) writes:
+//   - DISCONNECT to MQTT 3.1.1 clients, where only the client may send one: DisconnectClient
+//     writes it to every client before closing (refusals, token expiry, full queue, session
+//     takeover, shutdown). A packet larger than Mods.MaxSize is refused by WritePacket before
+//     any byte is written, and the connection still closes.
+type wireFixes struct{ mqtt.HookBase }
+
+func (*wireFixes) ID() string           { return "chat-wire-fixes" }
+func (*wireFixes) Provides(b byte) bool { return b == mqtt.OnPacketEncode }
+
+func (*wireFixes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Disconnect && cl.Properties.ProtocolVersion < 5 {
+		pk.Mods.MaxSize = 1 // an encoded DISCONNECT is 2 bytes
+	}
+	return pk
+}
 
 // Clients is the number of clients the broker knows (connected, or kept sessions), the
 // server's own inline client excluded.

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/config"
+)
+
+// rawMQTT is a client that writes and reads packets itself, to see every byte the server
+// sends (real clients hide or reject what the protocol forbids).
+type rawMQTT struct {
+	t       *testing.T
+	conn    net.Conn
+	version byte
+}
+
+// dialRaw connects with protocol version 4 (3.1.1) or 5 and returns the CONNACK.
+func dialRaw(t *testing.T, e *env, version byte, tok, clientID string) (*rawMQTT, packets.Packet) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.mqtt, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	r := &rawMQTT{t: t, conn: conn, version: version}
+	r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: packets.ConnectParams{
+		ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: clientID,
+		UsernameFlag: true, Username: []byte("u"), PasswordFlag: true, Password: []byte(tok)}})
+	ca, err := r.read()
+	if err != nil || ca.FixedHeader.Type != packets.Connack || ca.ReasonCode != 0 {
+		t.Fatalf("connect: %+v, %v", ca, err)
+	}
+	return r, ca
+}
+
+func (r *rawMQTT) send(pk packets.Packet) {
+	r.t.Helper()
+	pk.ProtocolVersion = r.version
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	}
+	if err == nil {
+		_, err = r.conn.Write(buf.Bytes())
+	}
+	if err != nil {
+		r.t.Fatalf("send %s: %v", packets.PacketNames[pk.FixedHeader.Type], err)
+	}
+}
+
+// read returns the next packet the server sends; io.EOF once it closed the connection.
+func (r *rawMQTT) read() (packets.Packet, error) {
+	_ = r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	one := make([]byte, 1)
+	if _, err := io.ReadFull(r.conn, one); err != nil {
+		return packets.Packet{}, err
+	}
+	pk := packets.Packet{ProtocolVersion: r.version}
+	if err := pk.FixedHeader.Decode(one[0]); err != nil {
+		return pk, err
+	}
+	for mul := 1; ; mul *= 128 {
+		if _, err := io.ReadFull(r.conn, one); err != nil {
+			return pk, err
+		}
+		pk.FixedHeader.Remaining += int(one[0]&127) * mul
+		if one[0] < 128 {
+			break
+		}
+	}
+	body := make([]byte, pk.FixedHeader.Remaining)
+	if _, err := io.ReadFull(r.conn, body); err != nil {
+		return pk, err
+	}
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
+	}
+	return pk, err
+}
+
+// TestMQTT311NoServerDisconnect: in 3.1.1 only a client sends DISCONNECT; when the server
+// ends a 3.1.1 connection (session takeover, token expiry) it closes the socket, writing
+// nothing.
+func TestMQTT311NoServerDisconnect(t *testing.T) {
+	e := start(t, func(c *config.Config) { c.Auth.Leeway = 0 })
+	closedSilently := func(t *testing.T, r *rawMQTT) {
+		t.Helper()
+		pk, err := r.read()
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("server wrote %s (reason 0x%x), err %v; want the connection closed", packets.PacketNames[pk.FixedHeader.Type], pk.ReasonCode, err)
+		}
+	}
+	t.Run("takeover", func(t *testing.T) {
+		tok := token(t, auth.Manager, "shop", "m1")
+		first, _ := dialRaw(t, e, 4, tok, "m1-app")
+		dialRaw(t, e, 4, tok, "m1-app")
+		closedSilently(t, first)
+	})
+	t.Run("token expiry", func(t *testing.T) {
+		short, _ := auth.Issue([]byte(secret), auth.Identity{Subject: "v1", Role: auth.Visitor, Org: "shop"}, 2*time.Second, time.Now())
+		r, _ := dialRaw(t, e, 4, short, "short-lived")
+		closedSilently(t, r)
+	})
+	// MQTT 5 clients are still told why.
+	tok := token(t, auth.Manager, "shop", "m2")
+	first, _ := dialRaw(t, e, 5, tok, "m2-app")
+	dialRaw(t, e, 5, tok, "m2-app")
+	if pk, err := first.read(); err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrSessionTakenOver.Code {
+		t.Fatalf("MQTT 5 takeover: %+v, %v", pk, err)
+	}
+}
