@@ -77,6 +77,9 @@ type Broker struct {
 func New(cfg Config, log *slog.Logger) *Broker {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.QueuePerClient)
+	// mochi copies a publish's properties into its PUBACK, and Paho reads the copied user
+	// properties as a failed ack.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	log = log.With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log,
 		// Every client keeps its read buffer for life; clients send small packets (acks,

@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/convead/chat-server/auth"
@@ -130,5 +133,28 @@ func TestMQTT311NoServerDisconnect(t *testing.T) {
 	dialRaw(t, e, 5, tok, "m2-app")
 	if pk, err := first.read(); err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrSessionTakenOver.Code {
 		t.Fatalf("MQTT 5 takeover: %+v, %v", pk, err)
+	}
+}
+
+// TestMQTT5PubackWithUserProperties: a QoS 1 publish with user properties is acknowledged with
+// success, not with the publish's properties copied into the PUBACK.
+func TestMQTT5PubackWithUserProperties(t *testing.T) {
+	e := start(t)
+	e.mustConnect(token(t, auth.Manager, "shop", "m0"), "m0").mustSubscribe("orgs/shop/service/+")
+	convID := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")["id"].(string)
+	m, _, err := dialV5(t, e, token(t, auth.Manager, "shop", "m0"), "m0-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pr, err := m.c.Publish(ctx, &paho.Publish{Topic: "orgs/shop/conversations/" + convID + "/post", QoS: 1,
+		Payload:    []byte(`{"content":"with properties","client_message_id":"p-1"}`),
+		Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: "trace", Value: "abc"}}}})
+	if pr == nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if pr.ReasonCode != 0 {
+		t.Fatalf("PUBACK reason 0x%x, want 0x00", pr.ReasonCode)
 	}
 }
