@@ -77,8 +77,8 @@ type Broker struct {
 func New(cfg Config, log *slog.Logger) *Broker {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.QueuePerClient)
-	// mochi copies a publish's properties into its PUBACK, and Paho reads the copied user
-	// properties as a failed ack.
+	// mochi acks a QoS 1 publish with reason 0x01 (granted QoS 1, no PUBACK code), written only
+	// when the ack has properties — which it copies from the publish. Without them: success.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	log = log.With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log,
