@@ -80,6 +80,10 @@ func New(cfg Config, log *slog.Logger) *Broker {
 	// mochi acks a QoS 1 publish with reason 0x01 (granted QoS 1, no PUBACK code), written only
 	// when the ack has properties — which it copies from the publish. Without them: success.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	// mochi runs the publish ACL before it resolves an inbound alias (it would check ""):
+	// with a maximum of 0 (CONNACK then has none, which means 0), a publish that uses one ends
+	// with 0x94 topic alias invalid.
+	caps.TopicAliasMaximum = 0
 	log = log.With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log,
 		// Every client keeps its read buffer for life; clients send small packets (acks,

@@ -158,3 +158,22 @@ func TestMQTT5PubackWithUserProperties(t *testing.T) {
 		t.Fatalf("PUBACK reason 0x%x, want 0x00", pr.ReasonCode)
 	}
 }
+
+// TestMQTT5TopicAlias: the server advertises no topic aliases, so a publish that uses one is a
+// protocol error (0x94 topic alias invalid), never a publish the ACL checks against topic "".
+func TestMQTT5TopicAlias(t *testing.T) {
+	e := start(t)
+	e.mustConnect(token(t, auth.Manager, "shop", "m0"), "m0").mustSubscribe("orgs/shop/service/+")
+	convID := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")["id"].(string)
+	r, ca := dialRaw(t, e, 5, token(t, auth.Manager, "shop", "m0"), "m0-app")
+	if ca.Properties.TopicAliasMaximum != 0 {
+		t.Fatalf("CONNACK topic alias maximum %d, want 0", ca.Properties.TopicAliasMaximum)
+	}
+	r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 1,
+		TopicName: "orgs/shop/conversations/" + convID + "/post", Payload: []byte(`{"content":"aliased"}`),
+		Properties: packets.Properties{TopicAlias: 1, TopicAliasFlag: true}})
+	pk, err := r.read()
+	if err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrTopicAliasInvalid.Code {
+		t.Fatalf("publish with a topic alias: %s reason 0x%x, %v; want DISCONNECT 0x94", packets.PacketNames[pk.FixedHeader.Type], pk.ReasonCode, err)
+	}
+}
