@@ -270,19 +270,24 @@ func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 
 func (h *dropHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.ending.Delete(cl) }
 
-// wireFixes corrects a packet mochi (v2.7.9) writes:
+// wireFixes corrects two packets mochi (v2.7.9) writes:
 //   - DISCONNECT to MQTT 3.1.1 clients, where only the client may send one: DisconnectClient
 //     writes it to every client before closing (refusals, token expiry, full queue, session
 //     takeover, shutdown). A packet larger than Mods.MaxSize is refused by WritePacket before
 //     any byte is written, and the connection still closes.
+//   - CONNACK without Shared Subscription Available, which MQTT 5 reads as available: the ACL
+//     knows no `$share/<group>/` filters and refuses them.
 type wireFixes struct{ mqtt.HookBase }
 
 func (*wireFixes) ID() string           { return "chat-wire-fixes" }
 func (*wireFixes) Provides(b byte) bool { return b == mqtt.OnPacketEncode }
 
 func (*wireFixes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Disconnect && cl.Properties.ProtocolVersion < 5 {
+	switch {
+	case pk.FixedHeader.Type == packets.Disconnect && cl.Properties.ProtocolVersion < 5:
 		pk.Mods.MaxSize = 1 // an encoded DISCONNECT is 2 bytes
+	case pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5:
+		pk.Properties.SharedSubAvailable, pk.Properties.SharedSubAvailableFlag = 0, true
 	}
 	return pk
 }

@@ -177,3 +177,19 @@ func TestMQTT5TopicAlias(t *testing.T) {
 		t.Fatalf("publish with a topic alias: %s reason 0x%x, %v; want DISCONNECT 0x94", packets.PacketNames[pk.FixedHeader.Type], pk.ReasonCode, err)
 	}
 }
+
+// TestMQTT5SharedSubscriptions: CONNACK says shared subscriptions are not available, and a
+// `$share/` subscribe is refused.
+func TestMQTT5SharedSubscriptions(t *testing.T) {
+	e := start(t)
+	r, ca := dialRaw(t, e, 5, token(t, auth.Manager, "shop", "m1"), "m1-app")
+	if !ca.Properties.SharedSubAvailableFlag || ca.Properties.SharedSubAvailable != 0 {
+		t.Fatalf("CONNACK shared subscriptions available: flag %v value %d, want 0", ca.Properties.SharedSubAvailableFlag, ca.Properties.SharedSubAvailable)
+	}
+	r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "$share/g/orgs/shop/service/+", Qos: 1}}})
+	pk, err := r.read()
+	if err != nil || pk.FixedHeader.Type != packets.Suback || len(pk.ReasonCodes) != 1 || pk.ReasonCodes[0] < 0x80 {
+		t.Fatalf("shared subscribe: %+v, %v; want a refusing SUBACK", pk, err)
+	}
+}
