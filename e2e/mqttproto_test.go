@@ -105,7 +105,7 @@ func (r *rawMQTT) read() (packets.Packet, error) {
 }
 
 // TestMQTT311NoServerDisconnect: in 3.1.1 only a client sends DISCONNECT; when the server
-// ends a 3.1.1 connection (session takeover, token expiry) it closes the socket, writing
+// ends a 3.1.1 connection (session takeover, refused publish, token expiry) it closes the socket, writing
 // nothing.
 func TestMQTT311NoServerDisconnect(t *testing.T) {
 	e := start(t, func(c *config.Config) { c.Auth.Leeway = 0 })
@@ -121,6 +121,12 @@ func TestMQTT311NoServerDisconnect(t *testing.T) {
 		first, _ := dialRaw(t, e, 4, tok, "m1-app")
 		dialRaw(t, e, 4, tok, "m1-app")
 		closedSilently(t, first)
+	})
+	t.Run("refused publish", func(t *testing.T) {
+		r, _ := dialRaw(t, e, 4, token(t, auth.Visitor, "shop", "v2"), "v2-app")
+		r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 1,
+			TopicName: "orgs/shop/service/v2", Payload: []byte(`{}`)})
+		closedSilently(t, r)
 	})
 	t.Run("token expiry", func(t *testing.T) {
 		short, _ := auth.Issue([]byte(secret), auth.Identity{Subject: "v1", Role: auth.Visitor, Org: "shop"}, 2*time.Second, time.Now())
@@ -189,7 +195,7 @@ func TestMQTT5SharedSubscriptions(t *testing.T) {
 	r.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
 		Filters: packets.Subscriptions{{Filter: "$share/g/orgs/shop/service/+", Qos: 1}}})
 	pk, err := r.read()
-	if err != nil || pk.FixedHeader.Type != packets.Suback || len(pk.ReasonCodes) != 1 || pk.ReasonCodes[0] < 0x80 {
-		t.Fatalf("shared subscribe: %+v, %v; want a refusing SUBACK", pk, err)
+	if err != nil || pk.FixedHeader.Type != packets.Suback || len(pk.ReasonCodes) != 1 || pk.ReasonCodes[0] != packets.ErrNotAuthorized.Code {
+		t.Fatalf("shared subscribe: %+v, %v; want SUBACK 0x87", pk, err)
 	}
 }
