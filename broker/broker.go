@@ -79,6 +79,13 @@ type Broker struct {
 func New(cfg Config, log *slog.Logger) *Broker {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.QueuePerClient)
+	// mochi acks a QoS 1 publish with reason 0x01 (granted QoS 1, no PUBACK code), written only
+	// when the ack has properties — which it copies from the publish. Without them: success.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	// mochi runs the publish ACL before it resolves an inbound alias (it would check ""):
+	// with a maximum of 0 (CONNACK then has none, which means 0), a publish that uses one ends
+	// with 0x94 topic alias invalid.
+	caps.TopicAliasMaximum = 0
 	log = log.With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log,
 		// Every client keeps its read buffer for life; clients send small packets (acks,
@@ -103,7 +110,8 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 func (b *Broker) Start() error {
 	limits := &limitHook{conns: ratelimit.NewCounter(b.cfg.MaxConnsPerIP), maxSubs: b.cfg.MaxSubscriptions, sendConnack: b.srv.SendConnack}
 	drops := &dropHook{b: b, disconnect: b.srv.DisconnectClient}
-	for _, h := range []mqtt.Hook{drops, &resendOrder{clients: b.srv.Clients}, limits, &statsHook{c: &b.counters}} {
+	hooks := []mqtt.Hook{&wireFixes{}, drops, &resendOrder{clients: b.srv.Clients}, limits, &statsHook{c: &b.counters}}
+	for _, h := range hooks {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return fmt.Errorf("add broker hook %s: %w", h.ID(), err)
 		}
@@ -266,6 +274,28 @@ func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *dropHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.ending.Delete(cl) }
+
+// wireFixes corrects two packets mochi (v2.7.9) writes:
+//   - DISCONNECT to MQTT 3.1.1 clients, where only the client may send one: DisconnectClient
+//     writes it to every client before closing (refusals, token expiry, full queue, session
+//     takeover, shutdown). A packet larger than Mods.MaxSize is refused by WritePacket before
+//     any byte is written, and the connection still closes.
+//   - CONNACK without Shared Subscription Available, which MQTT 5 reads as available: the ACL
+//     knows no `$share/<group>/` filters and refuses them.
+type wireFixes struct{ mqtt.HookBase }
+
+func (*wireFixes) ID() string           { return "chat-wire-fixes" }
+func (*wireFixes) Provides(b byte) bool { return b == mqtt.OnPacketEncode }
+
+func (*wireFixes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	switch {
+	case pk.FixedHeader.Type == packets.Disconnect && cl.Properties.ProtocolVersion < 5:
+		pk.Mods.MaxSize = 1 // an encoded DISCONNECT is 2 bytes
+	case pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5:
+		pk.Properties.SharedSubAvailable, pk.Properties.SharedSubAvailableFlag = 0, true
+	}
+	return pk
+}
 
 // Clients is the number of clients the broker knows (connected, or kept sessions), the
 // server's own inline client excluded.
