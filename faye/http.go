@@ -241,25 +241,40 @@ func (h *handler) serveEventSource(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
 	ping := h.e.cfg.Ping
+	conn := c.Context().Conn()
 	// The stream writer runs after the handler returns: it must not touch c.
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer release()
+		// Each write gets writeTimeout, as on a websocket: a client that stops reading is cut
+		// then, not when the whole stream's write timeout (StreamTimeout) runs out, which
+		// would keep its connection and goroutine for a day. The last one bounds fasthttp's
+		// end of the body.
+		stall := func() { _ = conn.SetWriteDeadline(time.Now().Add(writeTimeout)) }
+		defer stall()
+		end := time.NewTimer(StreamTimeout)
+		defer end.Stop()
 		tick := time.NewTicker(ping)
 		defer tick.Stop()
+		stall()
 		if _, err := w.WriteString("retry: 5000\r\n\r\n"); err != nil || w.Flush() != nil {
 			return
 		}
 		for {
 			select {
+			case <-end.C:
+				return
 			case <-cons.wake:
+				stall()
 				for _, msg := range s.take() {
 					w.WriteString("data: [")
 					w.Write(msg)
 					w.WriteString("]\r\n\r\n")
 				}
 			case <-tick.C:
+				stall()
 				w.WriteString(":\r\n\r\n")
 			case <-cons.done:
+				stall()
 				_ = w.Flush()
 				return
 			}

@@ -67,14 +67,12 @@ type wsConn struct {
 	disposed  atomic.Bool  // unregistered; the descriptor is (being) closed
 
 	// The reading side; taken before mu when both are.
-	rmu      sync.Mutex
-	partial  []byte // an incomplete frame
-	frag     []byte // the fragments of a message so far
-	fragOp   byte
-	fragging bool
-	inbox    [][]byte // complete text messages waiting for processing
-	busy     bool     // a goroutine processes the inbox
-	paused   bool     // reading waits for the inbox to drain
+	rmu     sync.Mutex
+	partial []byte // an incomplete frame, as much of it as arrived
+	asm     wsframe.Assembler
+	inbox   [][]byte // complete text messages waiting for processing
+	busy    bool     // a goroutine processes the inbox
+	paused  bool     // reading waits for the inbox to drain
 
 	// The writing side and the session binding.
 	mu         sync.Mutex
@@ -175,7 +173,7 @@ func (h *handler) sweep(done <-chan struct{}, visit func(now int64, sc *scratch)
 }
 
 func newWSConn(h *handler, nc net.Conn, peer Peer) *wsConn {
-	w := &wsConn{h: h, nc: nc, peer: peer}
+	w := &wsConn{h: h, nc: nc, peer: peer, asm: wsframe.Assembler{Max: h.cfg.MaxFrameBytes}}
 	w.lastRead.Store(time.Now().UnixNano())
 	return w
 }
@@ -222,7 +220,9 @@ func (w *wsConn) feed(data []byte) (code int, reason string) {
 				w.partial = w.partial[:copy(w.partial, data)]
 				return 0, ""
 			}
-			w.partial = append(make([]byte, 0, max(n, len(data))), data...)
+			// Sized by the bytes that arrived, never by the length the header announces: a
+			// few bytes claiming a megabyte must not take a megabyte.
+			w.partial = bytes.Clone(data)
 			return 0, ""
 		case errors.Is(err, wsframe.ErrTooBig):
 			return wsframe.CloseMessageTooBig, "message too big"
@@ -240,46 +240,27 @@ func (w *wsConn) feed(data []byte) (code int, reason string) {
 
 // frame handles one parsed frame.
 func (w *wsConn) frame(f wsframe.Frame) (code int, reason string) {
+	var ce *wsframe.CloseError
 	switch f.Op {
-	case wsframe.OpText, wsframe.OpBinary:
-		switch {
-		case w.fragging:
-			return wsframe.CloseProtocolError, "a new message inside a fragmented one"
-		case !f.Fin:
-			w.fragging, w.fragOp, w.frag = true, f.Op, bytes.Clone(f.Payload)
-		case f.Op == wsframe.OpText: // Faye sends text; other frames are ignored, as before
-			w.message(bytes.Clone(f.Payload))
-		}
-	case wsframe.OpContinuation:
-		switch {
-		case !w.fragging:
-			return wsframe.CloseProtocolError, "a continuation without a message"
-		case len(w.frag)+len(f.Payload) > w.h.cfg.MaxFrameBytes:
-			return wsframe.CloseMessageTooBig, "message too big"
-		}
-		w.frag = append(w.frag, f.Payload...)
-		if f.Fin {
-			msg, op := w.frag, w.fragOp
-			w.fragging, w.frag = false, nil
-			if op == wsframe.OpText {
-				w.message(msg)
-			}
-		}
 	case wsframe.OpPing:
 		w.mu.Lock()
 		w.sendFrameLocked(wsframe.OpPong, f.Payload)
 		w.unlock()
+	case wsframe.OpPong: // unsolicited or not, a pong only proves the client alive
 	case wsframe.OpClose:
-		switch c := wsframe.CloseCode(f.Payload); {
-		case c == 0:
-			return wsframe.CloseNormal, ""
-		case c < 1000 || c > 4999 || c == 1004 || c == 1005 || c == 1006 || c == 1015:
-			return wsframe.CloseProtocolError, "invalid close code"
-		default:
-			return c, ""
+		ce = wsframe.CheckClose(f.Payload)
+	default:
+		m, ok, err := w.asm.Add(f)
+		switch {
+		case errors.As(err, &ce):
+		case ok && m.Op == wsframe.OpText: // Faye sends text; binary messages are ignored
+			w.message(m.Data)
 		}
 	}
-	return 0, ""
+	if ce == nil {
+		return 0, ""
+	}
+	return ce.Code, ce.Reason
 }
 
 // message queues a complete text message for processing, in order.

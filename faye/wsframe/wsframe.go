@@ -9,7 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
+	"unicode/utf8"
 )
 
 // Opcodes.
@@ -27,6 +29,7 @@ const (
 	CloseNormal          = 1000
 	CloseGoingAway       = 1001
 	CloseProtocolError   = 1002
+	CloseInvalidPayload  = 1007
 	ClosePolicyViolation = 1008
 	CloseMessageTooBig   = 1009
 )
@@ -52,10 +55,10 @@ type Frame struct {
 func IsControl(op byte) bool { return op&0x8 != 0 }
 
 // Parse reads one client frame from the start of b and unmasks its payload in place. n is the
-// number of bytes the frame took. On ErrShort, n is the total length the frame needs once its
-// header is complete (0 while the header itself is incomplete), so the caller can size its
-// buffer once. Client frames must be masked; payloads over max bytes are refused before any
-// of them is buffered.
+// number of bytes the frame took. On ErrShort, n is the total length the frame announces once
+// its header is complete (0 while the header itself is incomplete): what the peer claims, not
+// what it sent, so never a size to allocate. Client frames must be masked; payloads over max
+// bytes are refused before any of them is buffered.
 func Parse(b []byte, max int) (f Frame, n int, err error) {
 	if len(b) < 2 {
 		return f, 0, ErrShort
@@ -105,6 +108,93 @@ func Parse(b []byte, max int) (f Frame, n int, err error) {
 		f.Payload[i] ^= mask[i&3]
 	}
 	return f, total, nil
+}
+
+// CloseError is a reason to close the connection: the code to send and why.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string { return fmt.Sprintf("websocket: close %d: %s", e.Code, e.Reason) }
+
+// Message is a complete data message, its fragments joined.
+type Message struct {
+	Op   byte // OpText or OpBinary
+	Data []byte
+}
+
+// Assembler joins the data frames of one connection into messages (RFC 6455 section 5.4):
+// fragments in order, none inside another message, at most Max bytes in all, text valid
+// UTF-8 once whole (a fragment may end inside a character). The zero value with Max set is
+// ready.
+type Assembler struct {
+	Max    int
+	buf    []byte
+	op     byte
+	active bool
+}
+
+// Add takes a data frame (text, binary or continuation); ok reports a complete message. Its
+// Data is a copy: f's payload lives in a read buffer.
+func (a *Assembler) Add(f Frame) (m Message, ok bool, err error) {
+	switch f.Op {
+	case OpText, OpBinary:
+		if a.active {
+			return m, false, &CloseError{CloseProtocolError, "a new message inside a fragmented one"}
+		}
+		if len(f.Payload) > a.Max {
+			return m, false, &CloseError{CloseMessageTooBig, "message too big"}
+		}
+		a.op, a.buf = f.Op, append([]byte(nil), f.Payload...)
+	case OpContinuation:
+		switch {
+		case !a.active:
+			return m, false, &CloseError{CloseProtocolError, "a continuation without a message"}
+		case len(a.buf)+len(f.Payload) > a.Max:
+			a.active, a.buf = false, nil
+			return m, false, &CloseError{CloseMessageTooBig, "message too big"}
+		}
+		a.buf = append(a.buf, f.Payload...)
+	default:
+		return m, false, &CloseError{CloseProtocolError, "not a data frame"}
+	}
+	if a.active = !f.Fin; a.active {
+		return m, false, nil
+	}
+	m, a.buf = Message{Op: a.op, Data: a.buf}, nil
+	if m.Op == OpText && !utf8.Valid(m.Data) {
+		return Message{}, false, &CloseError{CloseInvalidPayload, "text is not valid UTF-8"}
+	}
+	return m, true, nil
+}
+
+// CheckClose judges a client's close payload (RFC 6455 sections 5.5.1 and 7.4): the code to
+// answer with, its own when it is valid.
+func CheckClose(payload []byte) *CloseError {
+	switch {
+	case len(payload) == 0:
+		return &CloseError{CloseNormal, ""}
+	case len(payload) == 1:
+		return &CloseError{CloseProtocolError, "a close payload of one byte"}
+	case !ValidCloseCode(CloseCode(payload)):
+		return &CloseError{CloseProtocolError, "invalid close code"}
+	case !utf8.Valid(payload[2:]):
+		return &CloseError{CloseInvalidPayload, "close reason is not valid UTF-8"}
+	}
+	return &CloseError{Code: CloseCode(payload)}
+}
+
+// ValidCloseCode reports whether a peer may send code: a defined one (1000–1003, 1007–1014),
+// or one for libraries and applications (3000–4999). 1004–1006 and 1015 are never sent.
+func ValidCloseCode(code int) bool {
+	switch {
+	case code >= 3000 && code <= 4999:
+		return true
+	case code < 1000 || code > 1014:
+		return false
+	}
+	return code < 1004 || code > 1006
 }
 
 // HeaderLen is the length of a server frame header for a payload of n bytes.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"unicode/utf8"
 )
 
 // clientFrame builds a masked client frame with a raw first byte.
@@ -155,4 +156,85 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzAssemble: any stream of client frames, parsed and reassembled as the loop does, gives
+// messages that are exactly their fragments joined, within the limit, and valid UTF-8 when
+// text; or a close with a code a client may be sent. Never a panic.
+func FuzzAssemble(f *testing.F) {
+	kosme := []byte("κόσμε")
+	f.Add(append(clientFrame(0x01, kosme[:3]), clientFrame(0x80, kosme[3:])...), 64)
+	f.Add(append(append(clientFrame(0x01, []byte("ab")), clientFrame(0x89, []byte("p"))...), clientFrame(0x80, []byte("cd"))...), 64)
+	f.Add(append(clientFrame(0x01, []byte{0xce}), clientFrame(0x80, []byte{0x41})...), 64)
+	f.Add(append(clientFrame(0x02, []byte("abc")), clientFrame(0x80, []byte("def"))...), 4)
+	f.Add(append(clientFrame(0x81, []byte("a")), clientFrame(0x88, ClosePayload(1016, ""))...), 64)
+	f.Fuzz(func(t *testing.T, b []byte, max int) {
+		if max < 0 {
+			max = -max
+		}
+		a := Assembler{Max: max}
+		var want []byte // the fragments of the message so far, as a reference
+		for len(b) > 0 {
+			fr, n, err := Parse(b, max)
+			if err != nil {
+				return
+			}
+			b = b[n:]
+			if IsControl(fr.Op) {
+				if fr.Op == OpClose {
+					if ce := CheckClose(fr.Payload); !ValidCloseCode(ce.Code) {
+						t.Fatalf("answering a close %x with code %d", fr.Payload, ce.Code)
+					}
+				}
+				continue
+			}
+			if fr.Op != OpContinuation {
+				want = want[:0]
+			}
+			want = append(want, fr.Payload...)
+			m, ok, err := a.Add(fr)
+			var ce *CloseError
+			switch {
+			case errors.As(err, &ce):
+				if !ValidCloseCode(ce.Code) || ce.Code == CloseNormal {
+					t.Fatalf("close code %d: %v", ce.Code, err)
+				}
+				return
+			case err != nil:
+				t.Fatalf("not a close error: %v", err)
+			case !ok:
+				continue
+			case len(m.Data) > max, !bytes.Equal(m.Data, want):
+				t.Fatalf("message %q (max %d), want %q", m.Data, max, want)
+			case m.Op == OpText && !utf8.Valid(m.Data):
+				t.Fatalf("text message not UTF-8: %q", m.Data)
+			}
+			want = want[:0]
+		}
+	})
+}
+
+func TestAssembler(t *testing.T) {
+	a := Assembler{Max: 8}
+	kosme := []byte("κόσμε")
+	if _, ok, err := a.Add(Frame{false, OpText, kosme[:1]}); ok || err != nil {
+		t.Fatalf("first fragment: %v %v", ok, err)
+	}
+	if _, _, err := a.Add(Frame{true, OpContinuation, kosme[1:]}); err == nil {
+		t.Fatal("a message over Max assembled")
+	}
+	a = Assembler{Max: 64}
+	a.Add(Frame{false, OpText, kosme[:1]})
+	if m, ok, err := a.Add(Frame{true, OpContinuation, kosme[1:]}); !ok || err != nil || !bytes.Equal(m.Data, kosme) {
+		t.Fatalf("split inside a character: %q %v %v", m.Data, ok, err)
+	}
+	var ce *CloseError
+	if _, _, err := a.Add(Frame{true, OpText, []byte{0xff}}); !errors.As(err, &ce) || ce.Code != CloseInvalidPayload {
+		t.Fatalf("invalid UTF-8: %v", err)
+	}
+	for payload, code := range map[string]int{"": 1000, "\x03": 1002, "\x03\xe8ok": 1000, "\x03\xe8\xff": 1007, "\x03\xf8": 1002, "\x0b\xb8": 3000} {
+		if got := CheckClose([]byte(payload)).Code; got != code {
+			t.Errorf("CheckClose(%x) = %d, want %d", payload, got, code)
+		}
+	}
 }
