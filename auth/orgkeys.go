@@ -122,8 +122,12 @@ func NewKeyCache(src KeySource, ttl time.Duration) *KeyCache {
 	return &KeyCache{src: src, ttl: ttl, now: time.Now, entries: map[string]cacheEntry{}}
 }
 
-// Invalidate forgets org's keys, after they changed on this node.
+// Invalidate forgets org's keys, after they changed on this node. A nil cache has nothing to
+// forget.
 func (c *KeyCache) Invalidate(org string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	delete(c.entries, org)
 	c.mu.Unlock()

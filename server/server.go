@@ -107,7 +107,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
 		PostsPerMinute:           cfg.Limits.PostsPerMinute,
 	}, log.With("component", "chat"))
-	verifier, err := Verifier(cfg, secret)
+	orgKeys := OrgKeyCache(st)
+	verifier, err := Verifier(cfg, secret, orgKeys, log.With("component", "auth"))
 	if err != nil {
 		_ = st.Close(ctx)
 		return nil, err
@@ -198,6 +199,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		AnonymousOrg: cfg.Auth.AnonymousOrg,
 		Origins:      origins,
 		OpensPerIP:   ratelimit.New(cfg.Limits.OpensPerMinutePerIP),
+		OrgKeys:      orgKeys,
 		Ready: map[string]func(context.Context) error{
 			"store":  svc.Ready,
 			"broker": func(context.Context) error { return b.Ready() },

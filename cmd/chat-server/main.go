@@ -289,7 +289,7 @@ func token(c *cli, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	v, err := server.Verifier(cfg, secret)
+	v, err := server.Verifier(cfg, secret, nil, nil)
 	if err != nil {
 		return err
 	}
