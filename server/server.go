@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg, log)
+	st, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +261,9 @@ func proxyHeader(cfg *config.Config) string {
 	return fiber.HeaderXForwardedFor
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+// OpenStore opens the store cfg names (MongoDB when mongo.uri is set, else the embedded one),
+// so that operator tools read the same data as the server.
+func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.Mongo.URI != "" {
 		st, err := mongo.Open(ctx, cfg.Mongo.URI, cfg.Mongo.Database, cfg.Mongo.Timeout)
 		if err != nil {
