@@ -144,6 +144,10 @@ func (v *Verifier) key(t *jwt.Token, orgKeyed *bool) (any, error) {
 	if v.cfg.OrgKeys != nil {
 		c, _ := t.Claims.(*claims)
 		if c != nil && c.Org != "" {
+			// The claim is not verified yet: a malformed one must not reach the store.
+			if !channel.ValidID(c.Org) {
+				return nil, fmt.Errorf("%w: org must be 1-64 characters of [A-Za-z0-9_-]", ErrInvalidToken)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), orgKeysTimeout)
 			keys, err := v.cfg.OrgKeys.keys(ctx, c.Org)
 			cancel()
@@ -155,7 +159,7 @@ func (v *Verifier) key(t *jwt.Token, orgKeyed *bool) (any, error) {
 				k, ok := keys[kid]
 				switch {
 				case !ok:
-					return nil, fmt.Errorf("%w %q for organisation %s", ErrUnknownKid, kid, c.Org)
+					return nil, fmt.Errorf("%w %q for organisation %s", ErrUnknownKid, clip(kid), c.Org)
 				case k.alg != alg:
 					return nil, fmt.Errorf("%w: token %s, key %s", ErrAlgMismatch, alg, k.alg)
 				}
@@ -172,7 +176,7 @@ func (v *Verifier) key(t *jwt.Token, orgKeyed *bool) (any, error) {
 	case v.cfg.Previous[kid] != nil:
 		return v.cfg.Previous[kid], nil
 	}
-	return nil, fmt.Errorf("%w %q for the server key", ErrUnknownKid, kid)
+	return nil, fmt.Errorf("%w %q for the server key", ErrUnknownKid, clip(kid))
 }
 
 // reason turns the JWT library's error into one of ours, so that logs and the CLI say why.

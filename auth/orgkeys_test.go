@@ -155,6 +155,11 @@ func TestKeyCache(t *testing.T) {
 	if _, err := v.Verify(tok); err != nil {
 		t.Fatalf("after Invalidate: %v", err)
 	}
+	// A malformed org claim is refused before it reaches the store.
+	loads := f.loads.Load()
+	if _, err := v.Verify(signKid(t, jwt.SigningMethodHS256, "o-hs", f.hsO, strings.Repeat("x", 500))); !errors.Is(err, ErrInvalidToken) || f.loads.Load() != loads {
+		t.Fatalf("malformed org: %v, %d loads", err, f.loads.Load()-loads)
+	}
 }
 
 func TestValidateOrgKey(t *testing.T) {
