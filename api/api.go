@@ -71,6 +71,7 @@ func Register(app *fiber.App, svc *chat.Service, v Verifier, cfg Config, log *sl
 	app.Put("/admin/orgs/:org_id/managers/:manager_id", h.putManager)
 	app.Put("/admin/orgs/:org_id/keys/:kid", h.putOrgKey)
 	app.Get("/admin/orgs/:org_id/keys", h.orgKeys)
+	app.Put("/admin/orgs/:org_id/keys", h.putOrgJWKS)
 	app.Delete("/admin/orgs/:org_id/keys/:kid", h.deleteOrgKey)
 }
 
@@ -339,6 +340,20 @@ func (h *handlers) putOrgKey(c *fiber.Ctx) error {
 		h.cfg.OrgKeys.Invalidate(org)
 	}
 	return reply(c, fiber.StatusOK, "key", k, err)
+}
+
+// putOrgJWKS takes a JWKS document as the body: {"keys":[…]}.
+func (h *handlers) putOrgJWKS(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	org := c.Params("org_id")
+	keys, err := h.svc.PutOrgJWKS(c.UserContext(), r.id, org, c.Body())
+	if err == nil {
+		h.cfg.OrgKeys.Invalidate(org)
+	}
+	return reply(c, fiber.StatusOK, "keys", keys, err)
 }
 
 func (h *handlers) orgKeys(c *fiber.Ctx) error {

@@ -51,23 +51,57 @@ func (s *Service) PutOrgKey(ctx context.Context, id auth.Identity, org, kid, alg
 	if err := auth.ValidateOrgKey(k); err != nil {
 		return OrgKeyInfo{}, Invalid("invalid_key", "%v", err)
 	}
-	keys, err := s.store.OrgKeys(ctx, org)
+	stored, err := s.putOrgKeys(ctx, id, org, []auth.OrgKey{k})
 	if err != nil {
-		return OrgKeyInfo{}, storeErr(err, nil)
+		return OrgKeyInfo{}, err
 	}
-	replaces := false
-	for _, old := range keys {
-		replaces = replaces || old.Kid == kid
+	return stored[0], nil
+}
+
+// PutOrgJWKS sets the public keys of a JWKS document (RS256 and ES256 keys, by kid) on org,
+// for an organisation that publishes its keys that way; keys of org it does not name stay.
+func (s *Service) PutOrgJWKS(ctx context.Context, id auth.Identity, org string, doc []byte) ([]OrgKeyInfo, error) {
+	if err := s.requireAdmin(id, org); err != nil {
+		return nil, err
 	}
-	if !replaces && len(keys) >= MaxOrgKeys {
-		return OrgKeyInfo{}, Invalid("too_many_keys", "an organisation has at most %d keys: delete one first", MaxOrgKeys)
-	}
-	stored, err := s.store.PutOrgKey(ctx, store.OrgKey{OrgID: org, Kid: kid, Alg: alg, Secret: k.Secret, PublicKey: publicKey, CreatedAt: s.now()})
+	keys, err := auth.ParseJWKS(doc)
 	if err != nil {
-		return OrgKeyInfo{}, storeErr(err, nil)
+		return nil, Invalid("invalid_key", "%v", err)
 	}
-	s.log.Info("organisation key set", "org", org, "kid", kid, "alg", alg, "by", id.String())
-	return keyInfo(stored), nil
+	for _, k := range keys {
+		if !channel.ValidID(k.Kid) {
+			return nil, Invalid("invalid_kid", "kid must be 1-64 characters of [A-Za-z0-9_-]")
+		}
+	}
+	return s.putOrgKeys(ctx, id, org, keys)
+}
+
+// putOrgKeys stores checked keys, keeping org within MaxOrgKeys.
+func (s *Service) putOrgKeys(ctx context.Context, id auth.Identity, org string, keys []auth.OrgKey) ([]OrgKeyInfo, error) {
+	existing, err := s.store.OrgKeys(ctx, org)
+	if err != nil {
+		return nil, storeErr(err, nil)
+	}
+	kids := map[string]bool{}
+	for _, k := range existing {
+		kids[k.Kid] = true
+	}
+	for _, k := range keys {
+		kids[k.Kid] = true
+	}
+	if len(kids) > MaxOrgKeys {
+		return nil, Invalid("too_many_keys", "an organisation has at most %d keys: delete one first", MaxOrgKeys)
+	}
+	out := make([]OrgKeyInfo, 0, len(keys))
+	for _, k := range keys {
+		stored, err := s.store.PutOrgKey(ctx, store.OrgKey{OrgID: org, Kid: k.Kid, Alg: k.Alg, Secret: k.Secret, PublicKey: k.PublicKey, CreatedAt: s.now()})
+		if err != nil {
+			return nil, storeErr(err, nil)
+		}
+		s.log.Info("organisation key set", "org", org, "kid", k.Kid, "alg", k.Alg, "by", id.String())
+		out = append(out, keyInfo(stored))
+	}
+	return out, nil
 }
 
 // OrgKeys lists the keys of org, without their material.

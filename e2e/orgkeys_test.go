@@ -5,7 +5,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -95,4 +97,28 @@ func TestOrgKeysEndpointsAndDoors(t *testing.T) {
 			t.Error("a token or secret is logged")
 		}
 	}
+}
+
+// TestOrgJWKS: an organisation's public keys uploaded as a JWKS document verify its tokens.
+func TestOrgJWKS(t *testing.T) {
+	e := start(t)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := ec.PublicKey.Bytes()
+	enc := base64.RawURLEncoding.EncodeToString
+	doc := fmt.Sprintf(`{"keys":[{"kid":"jw1","kty":"EC","crv":"P-256","alg":"ES256","x":%q,"y":%q}]}`, enc(raw[1:33]), enc(raw[33:]))
+	r := want(t, e.call(http.MethodPut, "/admin/orgs/jw/keys", token(t, auth.Service, "jw", "backoffice"), []byte(doc)), http.StatusOK)
+	if !strings.Contains(r.raw, `"kid":"jw1"`) || !strings.Contains(r.raw, `"alg":"ES256"`) {
+		t.Fatalf("put JWKS: %s", r.raw)
+	}
+	if r := e.call(http.MethodPut, "/admin/orgs/jw/keys", token(t, auth.Service, "jw", "backoffice"), []byte(doc)); r.status != http.StatusUnauthorized {
+		t.Fatalf("the server key after the org has keys: %d", r.status)
+	}
+	admin := orgToken(t, jwt.SigningMethodES256, "jw1", ec, auth.Service, "jw", "backoffice")
+	if r := e.call(http.MethodPut, "/admin/orgs/jw/keys", admin, []byte(`{"keys":[{"kid":"s","kty":"oct","k":"c2VjcmV0"}]}`)); r.errCode() != "invalid_key" {
+		t.Fatalf("a symmetric JWK: %s", r.raw)
+	}
+	want(t, e.call(http.MethodGet, "/admin/orgs/jw/keys", admin, nil), http.StatusOK)
 }
