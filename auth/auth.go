@@ -146,7 +146,7 @@ func (v *Verifier) key(t *jwt.Token, orgKeyed *bool) (any, error) {
 		if c != nil && c.Org != "" {
 			// The claim is not verified yet: a malformed one must not reach the store.
 			if !channel.ValidID(c.Org) {
-				return nil, fmt.Errorf("%w: org must be 1-64 characters of [A-Za-z0-9_-]", ErrInvalidToken)
+				return nil, errors.New("org must be 1-64 characters of [A-Za-z0-9_-]")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), orgKeysTimeout)
 			keys, err := v.cfg.OrgKeys.keys(ctx, c.Org)
