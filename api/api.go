@@ -33,6 +33,9 @@ type Config struct {
 	// a cluster node without NATS still serves its own clients, and taking every node out of
 	// the load balancer during a NATS outage would serve nobody.
 	Degraded map[string]func(context.Context) error
+	// OrgKeys is the verifier's cache of organisation keys, invalidated when an organisation's
+	// keys change here (nil: nothing to invalidate).
+	OrgKeys *auth.KeyCache
 	// OpensPerIP bounds conversation openings per client IP address (nil: no limit).
 	OpensPerIP *ratelimit.Limiter
 }
@@ -66,6 +69,10 @@ func Register(app *fiber.App, svc *chat.Service, v Verifier, cfg Config, log *sl
 	app.Post("/chat/notifications/:visitor_id", h.notify)
 	app.Put("/admin/orgs/:org_id", h.putOrg)
 	app.Put("/admin/orgs/:org_id/managers/:manager_id", h.putManager)
+	app.Put("/admin/orgs/:org_id/keys/:kid", h.putOrgKey)
+	app.Get("/admin/orgs/:org_id/keys", h.orgKeys)
+	app.Put("/admin/orgs/:org_id/keys", h.putOrgJWKS)
+	app.Delete("/admin/orgs/:org_id/keys/:kid", h.deleteOrgKey)
 }
 
 func (h *handlers) ready(c *fiber.Ctx) error {
@@ -118,7 +125,7 @@ func (h *handlers) cors(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderAccessControlAllowOrigin, o)
 	c.Vary(fiber.HeaderOrigin)
 	if c.Method() == fiber.MethodOptions && c.Get(fiber.HeaderAccessControlRequestMethod) != "" {
-		c.Set(fiber.HeaderAccessControlAllowMethods, "POST, PUT, OPTIONS")
+		c.Set(fiber.HeaderAccessControlAllowMethods, "GET, POST, PUT, DELETE, OPTIONS")
 		c.Set(fiber.HeaderAccessControlAllowHeaders, "Authorization, Content-Type")
 		c.Set(fiber.HeaderAccessControlMaxAge, "600")
 		return c.SendStatus(fiber.StatusNoContent)
@@ -319,6 +326,57 @@ func (h *handlers) putManager(c *fiber.Ctx) error {
 	}
 	m, err := h.svc.PutManager(c.UserContext(), r.id, c.Params("org_id"), c.Params("manager_id"), name, capacity)
 	return reply(c, fiber.StatusOK, "manager", m, err)
+}
+
+func (h *handlers) putOrgKey(c *fiber.Ctx) error {
+	r := h.read(c)
+	alg, secret, publicKey := r.str("alg"), r.str("secret"), r.str("public_key")
+	if r.err != nil {
+		return r.err
+	}
+	org := c.Params("org_id")
+	k, err := h.svc.PutOrgKey(c.UserContext(), r.id, org, c.Params("kid"), alg, secret, publicKey)
+	if err == nil {
+		h.cfg.OrgKeys.Invalidate(org)
+	}
+	return reply(c, fiber.StatusOK, "key", k, err)
+}
+
+// putOrgJWKS takes a JWKS document as the body: {"keys":[…]}.
+func (h *handlers) putOrgJWKS(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	org := c.Params("org_id")
+	keys, err := h.svc.PutOrgJWKS(c.UserContext(), r.id, org, c.Body())
+	if err == nil {
+		h.cfg.OrgKeys.Invalidate(org)
+	}
+	return reply(c, fiber.StatusOK, "keys", keys, err)
+}
+
+func (h *handlers) orgKeys(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	keys, err := h.svc.OrgKeys(c.UserContext(), r.id, c.Params("org_id"))
+	return reply(c, fiber.StatusOK, "keys", keys, err)
+}
+
+func (h *handlers) deleteOrgKey(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	org := c.Params("org_id")
+	err := h.svc.DeleteOrgKey(c.UserContext(), r.id, org, c.Params("kid"))
+	if err != nil {
+		return err
+	}
+	h.cfg.OrgKeys.Invalidate(org)
+	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // ErrorBody is the JSON shape of every error reply.

@@ -3,14 +3,17 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/ratelimit"
 )
 
 // Role is what a token's holder is to the chat.
@@ -75,37 +78,124 @@ type Config struct {
 	Leeway time.Duration
 	// Audience and Issuer, when set, must be the token's aud and iss (and go into new tokens).
 	Audience, Issuer string
+	// OrgKeys, when set, holds organisations' own keys: a token whose org has keys is checked
+	// against those only, so that one organisation's key can never sign for another.
+	OrgKeys *KeyCache
+	// Log, when set, receives one info line per refused token (rate-limited), with the reason
+	// and the claimed org, role and subject, never the token.
+	Log *slog.Logger
+	// LogPerMinute bounds those lines; 0 means DefaultLogPerMinute.
+	LogPerMinute int
 }
 
-// Verifier checks HS256 tokens.
+// DefaultLogPerMinute bounds refused-token log lines, so that a flood of bad tokens cannot
+// flood the log.
+const DefaultLogPerMinute = 60
+
+// orgKeysTimeout bounds a store read for an organisation's keys on a cache miss.
+const orgKeysTimeout = 2 * time.Second
+
+// Verifier checks tokens: HS256 with the server key, or an organisation's own keys.
 type Verifier struct {
 	cfg    Config
 	parser *jwt.Parser
+	logs   *ratelimit.Limiter
 }
 
 // NewVerifier returns a verifier for cfg.
 func NewVerifier(cfg Config) *Verifier {
-	// The algorithm is pinned: "none" and asymmetric algorithms never reach the key function.
-	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(cfg.Leeway)}
+	// The algorithms are pinned: "none" never reaches the key function, and the key function
+	// checks that the token's alg is the one of the key it selects.
+	methods := []string{HS256}
+	if cfg.OrgKeys != nil {
+		methods = []string{HS256, RS256, ES256}
+	}
+	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(cfg.Leeway)}
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
-	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...)}
+	perMinute := cfg.LogPerMinute
+	if perMinute <= 0 {
+		perMinute = DefaultLogPerMinute
+	}
+	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...), logs: ratelimit.New(perMinute)}
 }
 
-// key picks the key a token names in its kid header.
-func (v *Verifier) key(t *jwt.Token) (any, error) {
+// Reasons a token is refused; every one also wraps ErrInvalidToken.
+var (
+	ErrExpired      = errors.New("expired")
+	ErrUnknownKid   = errors.New("unknown kid")
+	ErrAlgMismatch  = errors.New("alg does not match the key's alg")
+	ErrBadSignature = errors.New("bad signature")
+	ErrWrongOrgKey  = errors.New("not signed by a key of the token's organisation")
+	ErrBadAudience  = errors.New("bad audience")
+	ErrBadIssuer    = errors.New("bad issuer")
+	ErrKeysUnknown  = errors.New("organisation keys unavailable")
+)
+
+// key picks the key that may verify t: the organisation's own key named by kid when the
+// claimed org has keys (then *orgKeyed becomes true), else the server key named by kid.
+func (v *Verifier) key(t *jwt.Token, orgKeyed *bool) (any, error) {
 	kid, _ := t.Header["kid"].(string)
+	alg := t.Method.Alg()
+	if v.cfg.OrgKeys != nil {
+		c, _ := t.Claims.(*claims)
+		if c != nil && c.Org != "" {
+			// The claim is not verified yet: a malformed one must not reach the store.
+			if !channel.ValidID(c.Org) {
+				return nil, errors.New("org must be 1-64 characters of [A-Za-z0-9_-]")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), orgKeysTimeout)
+			keys, err := v.cfg.OrgKeys.keys(ctx, c.Org)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrKeysUnknown, err)
+			}
+			if len(keys) > 0 {
+				*orgKeyed = true
+				k, ok := keys[kid]
+				switch {
+				case !ok:
+					return nil, fmt.Errorf("%w %q for organisation %s", ErrUnknownKid, clip(kid), c.Org)
+				case k.alg != alg:
+					return nil, fmt.Errorf("%w: token %s, key %s", ErrAlgMismatch, alg, k.alg)
+				}
+				return k.key, nil
+			}
+		}
+	}
+	if alg != HS256 {
+		return nil, fmt.Errorf("%w: the server key is HS256, token %s", ErrAlgMismatch, alg)
+	}
 	switch {
 	case kid == "" || kid == v.cfg.KeyID:
 		return v.cfg.Secret, nil
 	case v.cfg.Previous[kid] != nil:
 		return v.cfg.Previous[kid], nil
 	}
-	return nil, errors.New("unknown key id")
+	return nil, fmt.Errorf("%w %q for the server key", ErrUnknownKid, clip(kid))
+}
+
+// reason turns the JWT library's error into one of ours, so that logs and the CLI say why.
+func reason(err error, orgKeyed bool) error {
+	switch {
+	case errors.Is(err, ErrUnknownKid), errors.Is(err, ErrAlgMismatch), errors.Is(err, ErrKeysUnknown):
+		return err
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return fmt.Errorf("%w: %w", ErrExpired, err)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return fmt.Errorf("%w: %w", ErrBadAudience, err)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return fmt.Errorf("%w: %w", ErrBadIssuer, err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && orgKeyed:
+		return fmt.Errorf("%w: %w", ErrWrongOrgKey, err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	return err
 }
 
 // Verify returns the identity a valid token carries. Errors wrap ErrInvalidToken and never
@@ -122,15 +212,35 @@ func (v *Verifier) VerifyExpiry(token string) (Identity, time.Time, error) {
 		return Identity{}, time.Time{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
 	var c claims
-	_, err := v.parser.ParseWithClaims(token, &c, v.key)
-	if err != nil {
-		return Identity{}, time.Time{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
-	}
+	orgKeyed := false
+	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return v.key(t, &orgKeyed) })
 	id := Identity{Subject: c.Subject, Role: c.Role, Org: c.Org}
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrInvalidToken, reason(err, orgKeyed))
+		v.refused(id, err)
+		return Identity{}, time.Time{}, err
+	}
 	if err := id.validate(); err != nil {
+		v.refused(id, err)
 		return Identity{}, time.Time{}, err
 	}
 	return id, c.ExpiresAt.Time.Add(v.cfg.Leeway), nil
+}
+
+// refused logs a refused token's reason and claims (unverified, so only for the record).
+func (v *Verifier) refused(id Identity, err error) {
+	if v.cfg.Log == nil || !v.logs.Allow("refused", time.Now()) {
+		return
+	}
+	v.cfg.Log.Info("token refused", "reason", err.Error(), "org", clip(id.Org), "role", clip(string(id.Role)), "sub", clip(id.Subject))
+}
+
+// clip bounds an unverified claim in a log line.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 // Issue signs a token for id with the current key, its id, audience and issuer.

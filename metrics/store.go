@@ -56,6 +56,21 @@ func (t *timedStore) Orgs(ctx context.Context) ([]store.Org, error) {
 	return timed(t, "orgs", func() ([]store.Org, error) { return t.st.Orgs(ctx) })
 }
 
+func (t *timedStore) PutOrgKey(ctx context.Context, k store.OrgKey) (store.OrgKey, error) {
+	return timed(t, "put_org_key", func() (store.OrgKey, error) { return t.st.PutOrgKey(ctx, k) })
+}
+
+func (t *timedStore) OrgKeys(ctx context.Context, org string) ([]store.OrgKey, error) {
+	return timed(t, "org_keys", func() ([]store.OrgKey, error) { return t.st.OrgKeys(ctx, org) })
+}
+
+func (t *timedStore) DeleteOrgKey(ctx context.Context, org, kid string) error {
+	start := time.Now()
+	err := t.st.DeleteOrgKey(ctx, org, kid)
+	t.observe("delete_org_key", start, err)
+	return err
+}
+
 func (t *timedStore) PutManager(ctx context.Context, mg store.Manager) (store.Manager, error) {
 	return timed(t, "put_manager", func() (store.Manager, error) { return t.st.PutManager(ctx, mg) })
 }

@@ -1,27 +1,52 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/config"
+	"github.com/convead/chat-server/store"
 )
 
-// Verifier builds the token verifier (and issuer) of cfg with the current secret.
-func Verifier(cfg *config.Config, secret []byte) (*auth.Verifier, error) {
+// Verifier builds the token verifier (and issuer) of cfg with the current secret. orgKeys,
+// when set, adds the organisations' own keys; log, when set, receives refused tokens.
+func Verifier(cfg *config.Config, secret []byte, orgKeys *auth.KeyCache, log *slog.Logger) (*auth.Verifier, error) {
 	previous, err := cfg.Auth.PreviousKeys()
 	if err != nil {
 		return nil, err
 	}
 	return auth.NewVerifier(auth.Config{Secret: secret, KeyID: cfg.Auth.JWTKeyID, Previous: previous,
-		Leeway: cfg.Auth.Leeway, Audience: cfg.Auth.Audience, Issuer: cfg.Auth.Issuer}), nil
+		Leeway: cfg.Auth.Leeway, Audience: cfg.Auth.Audience, Issuer: cfg.Auth.Issuer, OrgKeys: orgKeys, Log: log}), nil
+}
+
+// OrgKeysTTL is how long a node trusts its cached copy of an organisation's keys. A change
+// made on this node is seen at once; on the other nodes of a cluster, within OrgKeysTTL: a
+// deleted key may verify tokens there for that long.
+const OrgKeysTTL = 10 * time.Second
+
+// OrgKeyCache caches the organisation keys of st for the verifier.
+func OrgKeyCache(st store.Store) *auth.KeyCache {
+	return auth.NewKeyCache(auth.KeySourceFunc(func(ctx context.Context, org string) ([]auth.OrgKey, error) {
+		keys, err := st.OrgKeys(ctx, org)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]auth.OrgKey, len(keys))
+		for i, k := range keys {
+			out[i] = auth.OrgKey{Kid: k.Kid, Alg: k.Alg, Secret: k.Secret, PublicKey: k.PublicKey}
+		}
+		return out, nil
+	}), OrgKeysTTL)
 }
 
 // SecretFile holds the generated JWT secret inside the data folder.

@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg, log)
+	st, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
 		PostsPerMinute:           cfg.Limits.PostsPerMinute,
 	}, log.With("component", "chat"))
-	verifier, err := Verifier(cfg, secret)
+	orgKeys := OrgKeyCache(st)
+	verifier, err := Verifier(cfg, secret, orgKeys, log.With("component", "auth"))
 	if err != nil {
 		_ = st.Close(ctx)
 		return nil, err
@@ -205,6 +206,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		AnonymousOrg: cfg.Auth.AnonymousOrg,
 		Origins:      origins,
 		OpensPerIP:   ratelimit.New(cfg.Limits.OpensPerMinutePerIP),
+		OrgKeys:      orgKeys,
 		Ready: map[string]func(context.Context) error{
 			"store":  svc.Ready,
 			"broker": func(context.Context) error { return b.Ready() },
@@ -278,7 +280,9 @@ func proxyHeader(cfg *config.Config) string {
 	return fiber.HeaderXForwardedFor
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+// OpenStore opens the store cfg names (MongoDB when mongo.uri is set, else the embedded one),
+// so that operator tools read the same data as the server.
+func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.Mongo.URI != "" {
 		st, err := mongo.Open(ctx, cfg.Mongo.URI, cfg.Mongo.Database, cfg.Mongo.Timeout)
 		if err != nil {

@@ -56,6 +56,21 @@ type Manager struct {
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
+// OrgKey is a key that verifies an organisation's tokens, named by the kid the tokens carry.
+// Secret (HS256) is key material: the API never returns it and logs never show it; PublicKey
+// (RS256, ES256) is a PEM public key.
+type OrgKey struct {
+	OrgID     string    `json:"org_id"`
+	Kid       string    `json:"kid"`
+	Alg       string    `json:"alg"`
+	Secret    []byte    `json:"secret,omitempty"`
+	PublicKey string    `json:"public_key,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// String never shows the key material, so that an OrgKey in a log line or an error leaks nothing.
+func (k OrgKey) String() string { return "orgkey:" + k.OrgID + "/" + k.Kid + "/" + k.Alg }
+
 // Conversation is one chat between a visitor and a manager of an organisation.
 type Conversation struct {
 	ID        string     `json:"id"`
@@ -123,6 +138,13 @@ type Store interface {
 	Org(ctx context.Context, id string) (Org, error)
 	// Orgs returns every organisation.
 	Orgs(ctx context.Context) ([]Org, error)
+
+	// PutOrgKey creates or replaces the key (OrgID, Kid); a replaced key keeps its CreatedAt.
+	PutOrgKey(ctx context.Context, k OrgKey) (OrgKey, error)
+	// OrgKeys returns every key of org, by kid; none when it has no keys.
+	OrgKeys(ctx context.Context, org string) ([]OrgKey, error)
+	// DeleteOrgKey removes a key of org, or returns ErrNotFound.
+	DeleteOrgKey(ctx context.Context, org, kid string) error
 
 	// PutManager registers a manager, or updates its name and capacity.
 	PutManager(ctx context.Context, m Manager) (Manager, error)

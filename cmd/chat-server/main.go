@@ -3,6 +3,8 @@
 //	chat-server [serve] [-config FILE]    run the server
 //	chat-server token -role R -org O -sub S [-ttl 24h] [-config FILE]
 //	                                      print a token signed with the configured secret
+//	chat-server token verify [-config FILE] TOKEN
+//	                                      say whether the server accepts TOKEN, and why
 //	chat-server check-config [-config FILE] [-connect] [-quiet]
 //	                                      validate the configuration, print it without secrets
 //	chat-server version                   print the version
@@ -35,6 +37,8 @@ Usage:
   chat-server [serve] [-config FILE]  run the server (HTTP on :8000, MQTT on :1883 by default)
   chat-server token -role ROLE -org ORG -sub SUBJECT [-ttl 24h] [-config FILE]
                                       print a JWT signed with the configured secret
+  chat-server token verify [-config FILE] TOKEN
+                                      say whether the server would accept TOKEN, and why not
   chat-server check-config [-config FILE] [-connect] [-quiet]
                                       validate the configuration and print it, secrets redacted
   chat-server version                 print the version
@@ -64,7 +68,11 @@ type command struct {
 
 var commands = []command{
 	{"serve", "[-config FILE]", "Runs the server until SIGINT or SIGTERM, then shuts down gracefully. The default command.", serve},
-	{"token", "-role ROLE -org ORG -sub SUBJECT [-ttl 24h] [-config FILE]", "Prints a JWT signed with the configured secret (auth.jwt_secret, or the one generated in data_dir).", token},
+	{"token", "-role ROLE -org ORG -sub SUBJECT [-ttl 24h] [-config FILE]\n       chat-server token verify [-config FILE] TOKEN",
+		"Prints a JWT signed with the configured secret (auth.jwt_secret, or the one generated in data_dir).\n" +
+			"With verify, checks TOKEN as the server would (server key, organisation keys from the store,\n" +
+			"audience, issuer, expiry) and prints why it is accepted or refused; exits 1 when refused.\n" +
+			"With the embedded store, stop the server first: it holds the database file.", token},
 	{"check-config", "[-config FILE] [-connect] [-quiet]", "Loads the configuration as serve would (defaults, -config FILE, CHAT_* environment),\n" +
 		"checks everything the server needs before it starts (values, JWT secret, TLS files, the Faye\n" +
 		"bundle, addresses, the data folder), and prints the effective configuration with secrets\n" +
@@ -280,6 +288,9 @@ func serve(c *cli, fs *flag.FlagSet, args []string) error {
 }
 
 func token(c *cli, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return tokenVerify(c, fs, args[1:])
+	}
 	role := fs.String("role", "", "visitor, manager or service")
 	org := fs.String("org", "", "organisation id")
 	sub := fs.String("sub", "", "subject: the visitor id, manager id or service name")
@@ -296,7 +307,7 @@ func token(c *cli, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	v, err := server.Verifier(cfg, secret)
+	v, err := server.Verifier(cfg, secret, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,8 @@ func (h *Hook) Provides(b byte) bool {
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	id, expires, err := h.verifier.VerifyExpiry(string(pk.Connect.Password))
 	if err != nil {
-		h.log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", err.Error())
+		// The verifier logs the reason at info, rate-limited; this line adds the connection.
+		h.log.Debug("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", err.Error())
 		return false
 	}
 	if existing, known := h.clients.Get(cl.ID); known {

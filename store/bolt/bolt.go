@@ -36,7 +36,8 @@ var (
 	bMessageIDs    = []byte("message_ids")   // message id → key in messages
 	bClientIDs     = []byte("client_ids")    // org \0 visitor \0 sender type \0 sender id \0 client id → message id
 	bNotifications = []byte("notifications") // notification id → Notification
-	allBuckets     = [][]byte{bOrgs, bManagers, bConversations, bOpen, bMessages, bMessageIDs, bClientIDs, bNotifications}
+	bOrgKeys       = []byte("org_keys")      // org \0 kid → OrgKey
+	allBuckets     = [][]byte{bOrgs, bManagers, bConversations, bOpen, bMessages, bMessageIDs, bClientIDs, bNotifications, bOrgKeys}
 )
 
 // Store is the bbolt implementation of store.Store.
@@ -163,6 +164,62 @@ func (s *Store) Orgs(ctx context.Context) ([]store.Org, error) {
 		return nil, fmt.Errorf("list orgs: %w", err)
 	}
 	return out, nil
+}
+
+// PutOrgKey implements store.Store.
+func (s *Store) PutOrgKey(ctx context.Context, k store.OrgKey) (store.OrgKey, error) {
+	var out store.OrgKey
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bOrgKeys)
+		out = k
+		var old store.OrgKey
+		if err := get(b, key(k.OrgID, k.Kid), &old); err == nil {
+			out.CreatedAt = old.CreatedAt
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return put(b, key(k.OrgID, k.Kid), out)
+	})
+	if err != nil {
+		return store.OrgKey{}, fmt.Errorf("put key %s of org %s: %w", k.Kid, k.OrgID, err)
+	}
+	return out, nil
+}
+
+// OrgKeys implements store.Store.
+func (s *Store) OrgKeys(ctx context.Context, org string) ([]store.OrgKey, error) {
+	var out []store.OrgKey
+	prefix := key(org, "")
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bOrgKeys).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var ok store.OrgKey
+			if err := json.Unmarshal(v, &ok); err != nil {
+				return err
+			}
+			out = append(out, ok)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list keys of org %s: %w", org, err)
+	}
+	return out, nil
+}
+
+// DeleteOrgKey implements store.Store.
+func (s *Store) DeleteOrgKey(ctx context.Context, org, kid string) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bOrgKeys)
+		if b.Get(key(org, kid)) == nil {
+			return store.ErrNotFound
+		}
+		return b.Delete(key(org, kid))
+	})
+	if err != nil {
+		return fmt.Errorf("delete key %s of org %s: %w", kid, org, err)
+	}
+	return nil
 }
 
 // PutManager implements store.Store.

@@ -39,6 +39,7 @@ type Store struct {
 	messages      *mongo.Collection
 	seqs          *mongo.Collection
 	notifications *mongo.Collection
+	orgKeys       *mongo.Collection
 }
 
 var _ store.Store = (*Store)(nil)
@@ -59,6 +60,7 @@ func Open(ctx context.Context, uri, db string, timeout time.Duration) (*Store, e
 		messages:      d.Collection("messages"),
 		seqs:          d.Collection("visitor_seqs"),
 		notifications: d.Collection("notifications"),
+		orgKeys:       d.Collection("org_keys"),
 	}
 	// A store that is briefly unreachable as the server starts (a restart of both, a failover)
 	// gets a few more chances before the server gives up.
@@ -103,6 +105,9 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.messages, []index{
 			{"visitor_seq", bson.D{{Key: "org_id", Value: 1}, {Key: "visitor_id", Value: 1}, {Key: "seq", Value: 1}}, true, false},
 			{"idempotent_post", bson.D{{Key: "client_key", Value: 1}}, true, true},
+		}},
+		{s.orgKeys, []index{
+			{"org_keys_of_org", bson.D{{Key: "org_id", Value: 1}}, false, false},
 		}},
 	}
 	for _, set := range sets {
@@ -240,6 +245,76 @@ func (s *Store) Org(ctx context.Context, id string) (store.Org, error) {
 		return store.Org{}, wrap("get org "+id, err)
 	}
 	return d.org(), nil
+}
+
+type orgKeyDoc struct {
+	ID        string    `bson:"_id"` // org:kid
+	OrgID     string    `bson:"org_id"`
+	Kid       string    `bson:"kid"`
+	Alg       string    `bson:"alg"`
+	Secret    []byte    `bson:"secret,omitempty"`
+	PublicKey string    `bson:"public_key,omitempty"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+func (d orgKeyDoc) orgKey() store.OrgKey {
+	return store.OrgKey{OrgID: d.OrgID, Kid: d.Kid, Alg: d.Alg, Secret: d.Secret, PublicKey: d.PublicKey, CreatedAt: utc(d.CreatedAt)}
+}
+
+// PutOrgKey implements store.Store.
+func (s *Store) PutOrgKey(ctx context.Context, k store.OrgKey) (store.OrgKey, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	op := fmt.Sprintf("put key %s of org %s", k.Kid, k.OrgID)
+	id := pairKey(k.OrgID, k.Kid)
+	err := upsert(ctx, s.orgKeys, bson.D{{Key: "_id", Value: id}}, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "org_id", Value: k.OrgID}, {Key: "kid", Value: k.Kid}, {Key: "alg", Value: k.Alg},
+			{Key: "secret", Value: k.Secret}, {Key: "public_key", Value: k.PublicKey}}},
+		{Key: "$setOnInsert", Value: bson.D{{Key: "created_at", Value: k.CreatedAt}}},
+	})
+	if err != nil {
+		return store.OrgKey{}, wrap(op, err)
+	}
+	var d orgKeyDoc
+	if err := s.orgKeys.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d); err != nil {
+		return store.OrgKey{}, wrap(op, err)
+	}
+	return d.orgKey(), nil
+}
+
+// OrgKeys implements store.Store.
+func (s *Store) OrgKeys(ctx context.Context, org string) ([]store.OrgKey, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	op := "list keys of org " + org
+	cur, err := s.orgKeys.Find(ctx, bson.D{{Key: "org_id", Value: org}}, options.Find().SetSort(bson.D{{Key: "kid", Value: 1}}))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	var docs []orgKeyDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap(op, err)
+	}
+	out := make([]store.OrgKey, len(docs))
+	for i, d := range docs {
+		out[i] = d.orgKey()
+	}
+	return out, nil
+}
+
+// DeleteOrgKey implements store.Store.
+func (s *Store) DeleteOrgKey(ctx context.Context, org, kid string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	op := fmt.Sprintf("delete key %s of org %s", kid, org)
+	res, err := s.orgKeys.DeleteOne(ctx, bson.D{{Key: "_id", Value: pairKey(org, kid)}})
+	if err != nil {
+		return wrap(op, err)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	}
+	return nil
 }
 
 type managerDoc struct {

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"MarkRead", testMarkRead},
 		{"Notifications", testNotifications},
 		{"NotFound", testNotFound},
+		{"OrgKeys", testOrgKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -441,5 +442,42 @@ func testNotFound(t *testing.T, s store.Store) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+}
+
+func testOrgKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if keys := ok(s.OrgKeys(ctx, "o1")).get(t); len(keys) != 0 {
+		t.Fatalf("keys of a new org: %v", keys)
+	}
+	created := now()
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	ok(s.PutOrgKey(ctx, store.OrgKey{OrgID: "o1", Kid: "k1", Alg: "HS256", Secret: secret, CreatedAt: created})).get(t)
+	ok(s.PutOrgKey(ctx, store.OrgKey{OrgID: "o1", Kid: "k2", Alg: "RS256", PublicKey: "PEM", CreatedAt: created})).get(t)
+	ok(s.PutOrgKey(ctx, store.OrgKey{OrgID: "o10", Kid: "k1", Alg: "HS256", Secret: secret, CreatedAt: created})).get(t)
+	// Replacing a key keeps its creation time.
+	got := ok(s.PutOrgKey(ctx, store.OrgKey{OrgID: "o1", Kid: "k1", Alg: "HS256", Secret: []byte("another-secret-another-secret-xx"), CreatedAt: created.Add(time.Hour)})).get(t)
+	if !got.CreatedAt.Equal(created) || string(got.Secret) != "another-secret-another-secret-xx" {
+		t.Fatalf("replaced key: %+v", got)
+	}
+	keys := ok(s.OrgKeys(ctx, "o1")).get(t)
+	byKid := map[string]store.OrgKey{}
+	for _, k := range keys {
+		byKid[k.Kid] = k
+	}
+	if len(keys) != 2 || byKid["k1"].Alg != "HS256" || byKid["k2"].PublicKey != "PEM" || byKid["k2"].OrgID != "o1" {
+		t.Fatalf("keys of o1 (not those of o10): %+v", keys)
+	}
+	if err := s.DeleteOrgKey(ctx, "o1", "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOrgKey(ctx, "o1", "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v, want ErrNotFound", err)
+	}
+	if keys := ok(s.OrgKeys(ctx, "o1")).get(t); len(keys) != 1 || keys[0].Kid != "k2" {
+		t.Fatalf("after delete: %+v", keys)
+	}
+	if keys := ok(s.OrgKeys(ctx, "o10")).get(t); len(keys) != 1 {
+		t.Fatalf("o10 changed: %+v", keys)
 	}
 }
