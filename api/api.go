@@ -43,6 +43,8 @@ type Config struct {
 // Verifier turns a bearer token into an identity.
 type Verifier interface {
 	Verify(token string) (auth.Identity, error)
+	// VerifyAdmin also accepts a server-wide admin token; only /admin/ routes use it.
+	VerifyAdmin(token string) (auth.Identity, error)
 }
 
 type handlers struct {
@@ -144,8 +146,12 @@ func (h *handlers) request(c *fiber.Ctx) (Params, auth.Identity, error) {
 		if !strings.EqualFold(scheme, "Bearer") {
 			return nil, id, chat.Unauthenticated("use Authorization: Bearer <token>")
 		}
+		verify := h.verifier.Verify
+		if strings.HasPrefix(c.Path(), "/admin/") {
+			verify = h.verifier.VerifyAdmin
+		}
 		var err error
-		if id, err = h.verifier.Verify(strings.TrimSpace(token)); err != nil {
+		if id, err = verify(strings.TrimSpace(token)); err != nil {
 			return nil, id, chat.Unauthenticated("the token is invalid or expired")
 		}
 	}

@@ -19,14 +19,18 @@ import (
 // Role is what a token's holder is to the chat.
 type Role string
 
-// The three roles of SPEC §6.
+// The three roles of the chat, and the server-wide administrator.
 const (
 	Visitor Role = "visitor"
 	Manager Role = "manager"
 	Service Role = "service"
+	// Admin is the server operator: a token of no organisation, signed by the server key
+	// only, accepted by the administration API alone (VerifyAdmin) and never by a chat door,
+	// so that it can set the keys of an organisation whose own signers are lost.
+	Admin Role = "admin"
 )
 
-// Valid reports whether r is one of the known roles.
+// Valid reports whether r is one of the chat's roles (Admin is not one: no door accepts it).
 func (r Role) Valid() bool { return r == Visitor || r == Manager || r == Service }
 
 // Identity is who made a request: a visitor or manager id, or a service name, in one organisation.
@@ -50,7 +54,7 @@ func ParseKey(key string) (id Identity, ok bool) {
 		return Identity{}, false
 	}
 	id = Identity{Role: Role(parts[0]), Org: parts[1], Subject: parts[2]}
-	return id, id.validate() == nil
+	return id, id.Role.Valid() && id.validate() == nil
 }
 
 // ErrInvalidToken wraps every reason a token is refused.
@@ -199,15 +203,28 @@ func reason(err error, orgKeyed bool) error {
 }
 
 // Verify returns the identity a valid token carries. Errors wrap ErrInvalidToken and never
-// quote the token.
+// quote the token. Admin tokens are refused: only VerifyAdmin accepts them.
 func (v *Verifier) Verify(token string) (Identity, error) {
 	id, _, err := v.VerifyExpiry(token)
+	return id, err
+}
+
+// ErrAdminToken refuses an admin token at a door that is not the administration API.
+var ErrAdminToken = errors.New("an admin token is accepted only by the administration API")
+
+// VerifyAdmin is Verify that also accepts an admin token, for the administration API.
+func (v *Verifier) VerifyAdmin(token string) (Identity, error) {
+	id, _, err := v.verify(token, true)
 	return id, err
 }
 
 // VerifyExpiry is Verify that also says until when the identity holds (exp plus the leeway),
 // for connections that must end when their token does.
 func (v *Verifier) VerifyExpiry(token string) (Identity, time.Time, error) {
+	return v.verify(token, false)
+}
+
+func (v *Verifier) verify(token string, allowAdmin bool) (Identity, time.Time, error) {
 	if len(token) > MaxTokenBytes {
 		return Identity{}, time.Time{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
@@ -217,6 +234,11 @@ func (v *Verifier) VerifyExpiry(token string) (Identity, time.Time, error) {
 	id := Identity{Subject: c.Subject, Role: c.Role, Org: c.Org}
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrInvalidToken, reason(err, orgKeyed))
+		v.refused(id, err)
+		return Identity{}, time.Time{}, err
+	}
+	if id.Role == Admin && !allowAdmin {
+		err := fmt.Errorf("%w: %w", ErrInvalidToken, ErrAdminToken)
 		v.refused(id, err)
 		return Identity{}, time.Time{}, err
 	}
@@ -250,6 +272,14 @@ func (v *Verifier) Issue(id Identity, ttl time.Duration, now time.Time) (string,
 
 func (id Identity) validate() error {
 	switch {
+	case id.Role == Admin && id.Org != "":
+		// An org claim would send the token to that organisation's keys.
+		return fmt.Errorf("%w: an admin token has no org", ErrInvalidToken)
+	case id.Role == Admin:
+		if !channel.ValidID(id.Subject) {
+			return fmt.Errorf("%w: sub must be 1-64 characters of [A-Za-z0-9_-]", ErrInvalidToken)
+		}
+		return nil
 	case !id.Role.Valid():
 		return fmt.Errorf("%w: role %q is not visitor, manager or service", ErrInvalidToken, id.Role)
 	case !channel.ValidID(id.Subject):

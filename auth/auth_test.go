@@ -180,3 +180,32 @@ func TestKeyRotationAudienceIssuer(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminToken: an admin token is server-wide, signed by the server key only, and accepted
+// by VerifyAdmin (the administration API) but by no chat door.
+func TestAdminToken(t *testing.T) {
+	v := NewVerifier(Config{Secret: secret})
+	now := time.Now()
+	admin, err := Issue(secret, Identity{Role: Admin, Subject: "ops"}, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(admin); !errors.Is(err, ErrAdminToken) {
+		t.Fatalf("Verify(admin) = %v, want ErrAdminToken", err)
+	}
+	if id, err := v.VerifyAdmin(admin); err != nil || id.Role != Admin || id.Org != "" || id.Subject != "ops" {
+		t.Fatalf("VerifyAdmin(admin) = %+v, %v", id, err)
+	}
+	// An admin claim with an org would be checked against that org's keys: refused.
+	withOrg := sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ops", "role": "admin", "org": "O", "exp": now.Add(time.Hour).Unix()})
+	if _, err := v.VerifyAdmin(withOrg); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("admin token with an org: %v", err)
+	}
+	if _, err := Issue(secret, Identity{Role: Admin, Org: "O", Subject: "ops"}, time.Hour, now); err == nil {
+		t.Fatal("issued an admin token with an org")
+	}
+	// A stored MQTT session can never name an admin.
+	if _, ok := ParseKey("admin::ops"); ok {
+		t.Fatal("ParseKey accepted an admin identity")
+	}
+}

@@ -471,8 +471,8 @@ func (s *Service) Notify(ctx context.Context, id auth.Identity, visitorID string
 }
 
 func (s *Service) requireAdmin(id auth.Identity, org string) error {
-	if id.Role != auth.Service || id.Org != org {
-		return Forbidden("administration needs a service token of organisation %s", org)
+	if id.Role != auth.Admin && (id.Role != auth.Service || id.Org != org) {
+		return Forbidden("administration needs a service token of organisation %s or an admin token", org)
 	}
 	if !channel.ValidID(org) {
 		return Invalid("invalid_org_id", "org_id must be 1-64 characters of [A-Za-z0-9_-]")

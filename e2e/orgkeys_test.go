@@ -82,6 +82,20 @@ func TestOrgKeysEndpointsAndDoors(t *testing.T) {
 	// shop's key cannot sign for another organisation, keyed or not.
 	want(t, e.post("/chat/service/v1", orgToken(t, jwt.SigningMethodHS256, "k1", []byte(shopSecret), auth.Visitor, "other", "v1"), nil), http.StatusUnauthorized)
 
+	// The server-wide admin token manages a keyed organisation's keys, and nothing else.
+	ops, err := auth.Issue([]byte(secret), auth.Identity{Role: auth.Admin, Subject: "ops"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, e.call(http.MethodGet, "/admin/orgs/shop/keys", ops, nil), http.StatusOK)
+	want(t, e.post("/chat/service/v3", ops, nil), http.StatusUnauthorized)
+	if _, err := e.connect(ops, "ops"); err == nil {
+		t.Fatal("MQTT accepted an admin token")
+	}
+	if _, rs, _ := e.bayeux(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"token":"` + ops + `"}}]`); len(rs) != 1 || rs[0]["successful"] == true {
+		t.Fatalf("Faye accepted an admin token: %v", rs)
+	}
+
 	want(t, e.call(http.MethodDelete, "/admin/orgs/shop/keys/k1", admin, nil), http.StatusNoContent)
 	want(t, e.call(http.MethodDelete, "/admin/orgs/shop/keys/k1", esManager, nil), http.StatusForbidden)
 	want(t, e.post("/chat/service/v2", orgToken(t, jwt.SigningMethodHS256, "k1", []byte(shopSecret), auth.Visitor, "shop", "v2"), nil), http.StatusUnauthorized)

@@ -291,7 +291,7 @@ func token(c *cli, fs *flag.FlagSet, args []string) error {
 	if len(args) > 0 && args[0] == "verify" {
 		return tokenVerify(c, fs, args[1:])
 	}
-	role := fs.String("role", "", "visitor, manager or service")
+	role := fs.String("role", "", "visitor, manager or service; admin (server-wide, without -org) for the administration API only")
 	org := fs.String("org", "", "organisation id")
 	sub := fs.String("sub", "", "subject: the visitor id, manager id or service name")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the token")
