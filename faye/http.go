@@ -107,6 +107,7 @@ func registerClientJS(app *fiber.App, mount, path string) error {
 
 func badRequest(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	return c.Status(fiber.StatusBadRequest).SendString("Bad request")
 }
 
