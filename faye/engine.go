@@ -573,8 +573,10 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		s.anonVisitor = id.Subject
 	}
 	var added []string
+	seen := make(map[string]bool, len(names)) // a channel named twice is one subscription (and one interest)
 	for _, name := range names {
-		if !s.subs[name] {
+		if !s.subs[name] && !seen[name] {
+			seen[name] = true
 			added = append(added, name)
 		}
 	}
