@@ -241,7 +241,12 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 // encodePayload turns an MQTT payload into a Bayeux delivery: JSON as is, other UTF-8 text as
 // a JSON string.
 func encodePayload(name string, payload []byte) ([]byte, error) {
-	if !json.Valid(payload) {
+	if json.Valid(payload) {
+		// encoding/json accepts invalid UTF-8 in strings; no subscriber may receive it.
+		if !bayeux.ValidJSONText(payload) {
+			return nil, errors.New("payload is JSON with invalid UTF-8")
+		}
+	} else {
 		if !utf8.Valid(payload) {
 			return nil, errors.New("payload is neither JSON nor UTF-8 text")
 		}
@@ -334,6 +339,10 @@ func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport s
 	var connect *Connect
 	var connectReplies []bayeux.Reply
 	for _, m := range msgs {
+		if m.InvalidText {
+			replies = append(replies, refuseText(m))
+			continue
+		}
 		switch m.Channel {
 		case bayeux.Handshake:
 			replies = append(replies, e.handshake(m, peer))
@@ -358,6 +367,15 @@ func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport s
 		}
 	}
 	return append(replies, connectReplies...), connect
+}
+
+// refuseText answers a message holding invalid UTF-8; only what is valid text is echoed.
+func refuseText(m bayeux.Message) bayeux.Reply {
+	r := bayeux.ReplyTo(m) // Channel and ClientID decode to valid strings
+	if !bayeux.ValidJSONText(r.ID) {
+		r.ID = nil
+	}
+	return r.Fail(bayeux.InvalidText())
 }
 
 func (e *Engine) advice() *bayeux.Advice {
