@@ -464,7 +464,7 @@ func (e *Engine) connect(m bayeux.Message, transport string) (bayeux.Reply, *Con
 		r.ClientID, r.Advice = "", handshake
 		return r, nil
 	}
-	s := e.session(m.ClientID)
+	s := e.owned(m.ClientID, m.Token)
 	if s == nil {
 		r = r.Fail(bayeux.ClientUnknown(m.ClientID))
 		r.ClientID, r.Advice = "", handshake
@@ -501,26 +501,34 @@ func (e *Engine) rejoinDuty(s *session) {
 	}
 }
 
-// identity says who sent m on session s (nil for a stale client id): the message's own token
-// wins; a session keeps the identity it was given; the anonymous switch makes a visitor.
-func (e *Engine) identity(s *session, m bayeux.Message) (auth.Identity, *bayeux.Error) {
-	if m.Token != "" {
-		id, err := e.verifier.Verify(m.Token)
-		if err != nil {
-			failed := bayeux.AuthenticationFailed()
-			return id, &failed
-		}
-		if s != nil {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.hasIdentity && s.identity != id {
-				failed := bayeux.AuthenticationFailed()
-				return id, &failed
-			}
-			s.identity, s.hasIdentity = id, true
-		}
-		return id, nil
+// owned returns the session named id when token shows the identity that opened it: the same
+// identity for a session opened with a token, no token for one opened without. Anything else
+// reads exactly as an unknown id (nil), so a client id alone never acts on a session and a
+// probe cannot tell whether the id exists.
+func (e *Engine) owned(id, token string) *session {
+	s := e.session(id)
+	if s == nil {
+		return nil
 	}
+	s.mu.Lock()
+	has, want := s.hasIdentity, s.identity
+	s.mu.Unlock()
+	switch {
+	case token == "" && !has:
+		return s
+	case token == "" || !has:
+		return nil
+	}
+	if got, err := e.verifier.Verify(token); err != nil || got != want {
+		return nil
+	}
+	return s
+}
+
+// identity says who sent m on session s, which owned found for m (nil for a stale or foreign
+// client id): a session keeps the identity it was opened with; without a session the
+// message's own token decides; the anonymous switch makes a visitor.
+func (e *Engine) identity(s *session, m bayeux.Message) (auth.Identity, *bayeux.Error) {
 	if s != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -530,6 +538,13 @@ func (e *Engine) identity(s *session, m bayeux.Message) (auth.Identity, *bayeux.
 		if e.cfg.AnonymousOrg != "" {
 			return auth.Identity{Subject: s.anonVisitor, Role: auth.Visitor, Org: e.cfg.AnonymousOrg}, nil
 		}
+	} else if m.Token != "" {
+		id, err := e.verifier.Verify(m.Token)
+		if err != nil {
+			failed := bayeux.AuthenticationFailed()
+			return id, &failed
+		}
+		return id, nil
 	} else if e.cfg.AnonymousOrg != "" {
 		return auth.Identity{Role: auth.Visitor, Org: e.cfg.AnonymousOrg}, nil
 	}
@@ -550,7 +565,7 @@ func (e *Engine) subscription(m bayeux.Message) (r bayeux.Reply, s *session, nam
 		r.ClientID = ""
 		return r.Fail(bayeux.ParameterMissing("clientId")), nil, nil, false
 	}
-	if s = e.session(m.ClientID); s == nil {
+	if s = e.owned(m.ClientID, m.Token); s == nil {
 		r.ClientID = ""
 		return r.Fail(bayeux.ClientUnknown(m.ClientID)), nil, nil, false
 	}
@@ -656,7 +671,7 @@ func (e *Engine) unsubscribe(m bayeux.Message) bayeux.Reply {
 
 func (e *Engine) disconnect(m bayeux.Message) bayeux.Reply {
 	r := bayeux.ReplyTo(m)
-	s := e.session(m.ClientID)
+	s := e.owned(m.ClientID, m.Token)
 	if m.ClientID == "" || s == nil {
 		r.ClientID = ""
 		if m.ClientID == "" {
@@ -682,8 +697,9 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		return r.Fail(bayeux.ParameterMissing("data"))
 	}
 	// A stale or unknown client id is accepted: Faye's client retries publishes with its old
-	// id after a server restart, and refusing them would lose those messages.
-	s := e.session(m.ClientID)
+	// id after a server restart, and refusing them would lose those messages. Another
+	// identity's client id reads as unknown: the publish is judged by its own token alone.
+	s := e.owned(m.ClientID, m.Token)
 	if s != nil {
 		s.touch(e.now())
 	}
