@@ -418,6 +418,8 @@ var statusCode = map[int]string{
 // of SPEC §5. Unexpected errors are logged and answered with a generic 500.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
+		// Errors reach here without the routes' headers (a 404 matched no route at all).
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 		var body ErrorBody
 		status := fiber.StatusInternalServerError
 		var fe *fiber.Error

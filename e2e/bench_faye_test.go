@@ -28,6 +28,7 @@ func BenchmarkFayeFirstMessage(b *testing.B) {
 	// Thousands of handshakes from one address: the per-address limits are raised.
 	e := start(b, func(c *config.Config) { c.Limits.HandshakesPerMinutePerIP, c.Limits.ConnectionsPerIP = 0, 0 })
 	sTok := token(b, auth.Service, "shop", "s")
+	ext := `,"ext":{"token":"` + sTok + `"}` // clients send their token on every message
 	publish := func(ch string) {
 		_, r, _ := e.bayeux(`[{"channel":"` + ch + `","data":{"hi":1},"ext":{"token":"` + sTok + `"}}]`)
 		if len(r) != 1 || r[0]["successful"] != true {
@@ -36,7 +37,7 @@ func BenchmarkFayeFirstMessage(b *testing.B) {
 	}
 	handshake := `{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling","callback-polling","websocket","eventsource"],"ext":{"token":"` + sTok + `"}}`
 	subscribe := func(cid, ch string) string {
-		return `{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"` + ch + `"}`
+		return `{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"` + ch + `"}`
 	}
 
 	b.Run("long-polling", func(b *testing.B) {
@@ -46,7 +47,7 @@ func BenchmarkFayeFirstMessage(b *testing.B) {
 			cid := r[0]["clientId"].(string)
 			e.bayeux(subscribe(cid, ch))
 			go publish(ch)
-			_, r, _ = e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling"}]`)
+			_, r, _ = e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"long-polling"}]`)
 			if len(r) != 2 {
 				b.Fatalf("connect: %v", r)
 			}
@@ -69,7 +70,7 @@ func BenchmarkFayeFirstMessage(b *testing.B) {
 			cid := r[0]["clientId"].(string)
 			get("[" + subscribe(cid, ch) + "]")
 			go publish(ch)
-			_ = json.Unmarshal([]byte(get(`[{"channel":"/meta/connect","clientId":"`+cid+`","connectionType":"callback-polling"}]`)), &r)
+			_ = json.Unmarshal([]byte(get(`[{"channel":"/meta/connect","clientId":"`+cid+`"`+ext+`,"connectionType":"callback-polling"}]`)), &r)
 			if len(r) != 2 {
 				b.Fatalf("connect: %v", r)
 			}
@@ -83,11 +84,12 @@ func BenchmarkFayeFirstMessage(b *testing.B) {
 			e.bayeux(subscribe(cid, ch))
 			req, _ := http.NewRequest(http.MethodGet, e.base+"/faye/"+cid, nil)
 			req.Header.Set("Accept", "text/event-stream")
+			req.Header.Set("Authorization", "Bearer "+sTok)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				b.Fatal(err)
 			}
-			e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"eventsource"}]`)
+			e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"eventsource"}]`)
 			go publish(ch)
 			lines := bufio.NewReader(resp.Body)
 			for {
@@ -100,7 +102,7 @@ func BenchmarkFayeFirstMessage(b *testing.B) {
 				}
 			}
 			resp.Body.Close()
-			e.bayeux(`[{"channel":"/meta/disconnect","clientId":"` + cid + `"}]`)
+			e.bayeux(`[{"channel":"/meta/disconnect","clientId":"` + cid + `"` + ext + `}]`)
 		}
 	})
 	b.Run("websocket", func(b *testing.B) {
@@ -122,7 +124,7 @@ func BenchmarkFayeFirstMessage(b *testing.B) {
 			}
 			_ = ws.WriteMessage(websocket.TextMessage, []byte("["+handshake+"]"))
 			cid := read()[0]["clientId"].(string)
-			_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+cid+`","connectionType":"websocket"},`+subscribe(cid, ch)+`]`))
+			_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+cid+`"`+ext+`,"connectionType":"websocket"},`+subscribe(cid, ch)+`]`))
 			read() // the subscribe reply (the connect is held)
 			go publish(ch)
 			if f := read(); len(f) != 1 || f[0]["channel"] != ch {
@@ -196,7 +198,8 @@ func BenchmarkFayeIdleWebsocketMemory(b *testing.B) {
 		var f []map[string]any
 		_ = json.Unmarshal(data, &f)
 		cid := f[0]["clientId"].(string)
-		_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+cid+`","connectionType":"websocket"},{"channel":"/meta/subscribe","clientId":"`+cid+`","subscription":"/service/`+v+`"}]`))
+		ext := `,"ext":{"token":"` + tok + `"}` // clients send their token on every message
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+cid+`"`+ext+`,"connectionType":"websocket"},{"channel":"/meta/subscribe","clientId":"`+cid+`"`+ext+`,"subscription":"/service/`+v+`"}]`))
 		if _, _, err := ws.ReadMessage(); err != nil {
 			b.Fatal(err)
 		}

@@ -56,6 +56,7 @@ func (s *benchServer) stat() (cpu time.Duration, rss int64) {
 type benchClient struct {
 	ws  *websocket.Conn
 	cid string
+	ext string // its token, sent on every message
 	wm  sync.Mutex
 }
 
@@ -71,8 +72,8 @@ func (s *benchServer) client(tok, sub string, onData func([]byte)) *benchClient 
 	if err := ws.ReadJSON(&hs); err != nil || len(hs) != 1 || hs[0]["clientId"] == nil {
 		s.b.Fatalf("handshake: %v %v", hs, err)
 	}
-	c := &benchClient{ws: ws, cid: hs[0]["clientId"].(string)}
-	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+c.cid+`","connectionType":"websocket"},{"channel":"/meta/subscribe","clientId":"`+c.cid+`","subscription":"`+sub+`"}]`))
+	c := &benchClient{ws: ws, cid: hs[0]["clientId"].(string), ext: `,"ext":{"token":"` + tok + `"}`}
+	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+c.cid+`"`+c.ext+`,"connectionType":"websocket"},{"channel":"/meta/subscribe","clientId":"`+c.cid+`"`+c.ext+`,"subscription":"`+sub+`"}]`))
 	if _, _, err := ws.ReadMessage(); err != nil { // the subscribe reply; the connect is held
 		s.b.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func (s *benchServer) client(tok, sub string, onData func([]byte)) *benchClient 
 func (c *benchClient) publish(ch, data string) error {
 	c.wm.Lock()
 	defer c.wm.Unlock()
-	return c.ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"`+ch+`","clientId":"`+c.cid+`","data":`+data+`}]`))
+	return c.ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"`+ch+`","clientId":"`+c.cid+`"`+c.ext+`,"data":`+data+`}]`))
 }
 
 // report adds the server's CPU cost of the deliveries.

@@ -142,24 +142,26 @@ func TestFayeHandshake(t *testing.T) {
 
 func TestFayeMetaMatrix(t *testing.T) {
 	e := fayeEnv(t)
-	cid := e.handshake(token(t, auth.Visitor, "shop", "v1"))
+	vTok := token(t, auth.Visitor, "shop", "v1")
+	cid := e.handshake(vTok)
+	ext := `,"ext":{"token":"` + vTok + `"}` // clients send their token on every message
 	_, r, _ := e.bayeux(`[
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/abc","id":"s1"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/*","id":"s2"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/**","id":"s3"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/meta/foo","id":"s4"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"foo","id":"s5"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/foo/*/bar","id":"s6"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":["/service/v1","/notifications/v1"],"id":"s7"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":["/service/v1","/service/x"],"id":"s8"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","id":"s9"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/abc","id":"s1"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/*","id":"s2"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/**","id":"s3"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/meta/foo","id":"s4"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"foo","id":"s5"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/foo/*/bar","id":"s6"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":["/service/v1","/notifications/v1"],"id":"s7"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":["/service/v1","/service/x"],"id":"s8"},
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"id":"s9"},
  {"channel":"/meta/subscribe","clientId":"nosuchclient","subscription":"/a","id":"s10"},
  {"channel":"/meta/subscribe","subscription":"/a","id":"s11"},
- {"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/v1","id":"s12"},
- {"channel":"/meta/unsubscribe","clientId":"` + cid + `","subscription":"/notifications/v1","id":"u1"},
- {"channel":"/meta/unsubscribe","clientId":"` + cid + `","subscription":"/never-subscribed","id":"u3"},
- {"channel":"/meta/foo","clientId":"` + cid + `","id":"m1"},
- {"channel":"/meta/connect","clientId":"` + cid + `","id":"c0"}
+ {"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/v1","id":"s12"},
+ {"channel":"/meta/unsubscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/notifications/v1","id":"u1"},
+ {"channel":"/meta/unsubscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/never-subscribed","id":"u3"},
+ {"channel":"/meta/foo","clientId":"` + cid + `"` + ext + `,"id":"m1"},
+ {"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"id":"c0"}
 ]`)
 	want := map[string]string{
 		"s1":  `false "/service/abc" "403:/service/abc:Forbidden channel"`,
@@ -197,7 +199,7 @@ func TestFayeMetaMatrix(t *testing.T) {
 	}
 
 	_, r, _ = e.bayeux(`[
- {"channel":"/conversations/x/typing","clientId":"` + cid + `","data":{"hello":"x"},"id":"p1"},
+ {"channel":"/conversations/x/typing","clientId":"` + cid + `"` + ext + `,"data":{"hello":"x"},"id":"p1"},
  {"channel":"/foo/*","data":1,"id":"p2"},
  {"channel":"/foo","id":"p3"},
  {"channel":"/meta/foo","data":1,"id":"p4"},
@@ -226,20 +228,20 @@ func TestFayeMetaMatrix(t *testing.T) {
 
 	// Connect errors, then disconnect twice.
 	for body, wantErr := range map[string]string{
-		`{"channel":"/meta/connect","clientId":"bogus","connectionType":"long-polling","id":"c2"}`: "401:bogus:Unknown client",
-		`{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"iframe","id":"c3"}`: "301:iframe:Connection types not supported",
-		`{"channel":"/meta/connect","clientId":"` + cid + `","id":"c4"}`:                           "402:connectionType:Missing required parameter",
+		`{"channel":"/meta/connect","clientId":"bogus","connectionType":"long-polling","id":"c2"}`:            "401:bogus:Unknown client",
+		`{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"iframe","id":"c3"}`: "301:iframe:Connection types not supported",
+		`{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"id":"c4"}`:                           "402:connectionType:Missing required parameter",
 	} {
 		_, r, _ := e.bayeux(body)
 		if len(r) != 1 || r[0]["error"] != wantErr || field(r[0], "advice") != `{"reconnect":"handshake"}` || r[0]["clientId"] != nil {
 			t.Errorf("%s: %v", body, r)
 		}
 	}
-	_, r, _ = e.bayeux(`{"channel":"/meta/disconnect","clientId":"` + cid + `","id":"d1"}`)
+	_, r, _ = e.bayeux(`{"channel":"/meta/disconnect","clientId":"` + cid + `"` + ext + `,"id":"d1"}`)
 	if len(r) != 1 || r[0]["successful"] != true || r[0]["clientId"] != cid {
 		t.Errorf("disconnect: %v", r)
 	}
-	_, r, _ = e.bayeux(`{"channel":"/meta/disconnect","clientId":"` + cid + `","id":"d2"}`)
+	_, r, _ = e.bayeux(`{"channel":"/meta/disconnect","clientId":"` + cid + `"` + ext + `,"id":"d2"}`)
 	if len(r) != 1 || r[0]["error"] != "401:"+cid+":Unknown client" || r[0]["clientId"] != nil {
 		t.Errorf("second disconnect: %v", r)
 	}
@@ -249,12 +251,13 @@ func TestFayeConnectHoldAndFlush(t *testing.T) {
 	e := fayeEnv(t)
 	mTok := token(t, auth.Manager, "shop", "m1")
 	cid := e.handshake(mTok)
-	if _, r, _ := e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/*"}`); r[0]["successful"] != true {
+	ext := `,"ext":{"token":"` + mTok + `"}` // clients send their token on every message
+	if _, r, _ := e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/*"}`); r[0]["successful"] != true {
 		t.Fatalf("subscribe: %v", r)
 	}
 	connect := func(id, advice string) ([]map[string]any, time.Duration) {
 		start := time.Now()
-		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling","id":"` + id + `"` + advice + `}]`)
+		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"long-polling","id":"` + id + `"` + advice + `}]`)
 		return r, time.Since(start)
 	}
 	// advice.timeout 0 answers at once.
@@ -344,9 +347,10 @@ func TestFayeJSONPAndCORS(t *testing.T) {
 	// U+2028 in delivered data is escaped in JSONP (raw in JSON it would end the script).
 	sTok := token(t, auth.Service, "shop", "s")
 	cid := e.handshake(sTok)
-	e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/x"}`)
+	ext := `,"ext":{"token":"` + sTok + `"}` // clients send their token on every message
+	e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/x"}`)
 	e.bayeux(`{"channel":"/x","clientId":"` + cid + `","data":"a` + "\u2028" + `b","ext":{"token":"` + sTok + `"}}`)
-	_, body, _ = get(q(`[{"channel":"/meta/connect","clientId":"`+cid+`","connectionType":"callback-polling","advice":{"timeout":0},"id":"k"}]`, "cb"))
+	_, body, _ = get(q(`[{"channel":"/meta/connect","clientId":"`+cid+`"`+ext+`,"connectionType":"callback-polling","advice":{"timeout":0},"id":"k"}]`, "cb"))
 	if !strings.Contains(body, `{"channel":"/x","data":"a\u2028b"}`) || strings.Contains(body, "\u2028") {
 		t.Errorf("JSONP delivery not escaped: %q", body)
 	}
@@ -367,7 +371,7 @@ func TestFayeJSONPAndCORS(t *testing.T) {
 	if status, _, _ := e.bayeux(`[]`, "Origin", "http://evil.example"); status != http.StatusForbidden {
 		t.Errorf("POST from a foreign origin: %d", status)
 	}
-	status, r, h := e.bayeux("message="+url.QueryEscape(`[{"channel":"/meta/connect","clientId":"`+cid+`","connectionType":"cross-origin-long-polling","advice":{"timeout":0},"id":"o1"}]`),
+	status, r, h := e.bayeux("message="+url.QueryEscape(`[{"channel":"/meta/connect","clientId":"`+cid+`"`+ext+`,"connectionType":"cross-origin-long-polling","advice":{"timeout":0},"id":"o1"}]`),
 		"Origin", "http://shop.example", "Content-Type", "text/plain;charset=UTF-8")
 	if status != 200 || len(r) != 1 || r[0]["successful"] != true || h.Get("Access-Control-Allow-Origin") != "http://shop.example" {
 		t.Errorf("cross-origin long-polling: %d %v %v", status, r, h)
@@ -378,9 +382,11 @@ func TestFayeEventSource(t *testing.T) {
 	e := fayeEnv(t)
 	sTok := token(t, auth.Service, "shop", "s")
 	cid := e.handshake(sTok)
-	e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/foo"}`)
+	ext := `,"ext":{"token":"` + sTok + `"}` // clients send their token on every message
+	e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/foo"}`)
 	req, _ := http.NewRequest(http.MethodGet, e.base+"/faye/"+cid, nil)
 	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+sTok) // an EventSource GET carries no ext
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +395,7 @@ func TestFayeEventSource(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("stream: %d %v", resp.StatusCode, resp.Header)
 	}
-	_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"eventsource","id":"2"}]`)
+	_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"eventsource","id":"2"}]`)
 	if field(r[0], "advice") != `{"interval":2000,"reconnect":"retry","timeout":0}` {
 		t.Errorf("eventsource connect advice: %v", r)
 	}
@@ -454,13 +460,14 @@ func TestFayeWebSocketFrames(t *testing.T) {
 	}
 	send(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"id":"1","ext":{"token":"` + sTok + `"}}]`)
 	cid := next()[0]["clientId"].(string)
-	send(`[{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/foo","id":"2"}]`)
+	ext := `,"ext":{"token":"` + sTok + `"}` // clients send their token on every message
+	send(`[{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/foo","id":"2"}]`)
 	if f := next(); f[0]["successful"] != true {
 		t.Fatalf("subscribe: %v", f)
 	}
 	// Published before the socket is bound by a connect: queued, then pushed on connect.
 	e.bayeux(`[{"channel":"/foo","data":{"n":"before-connect"},"ext":{"token":"` + sTok + `"},"id":"h1"}]`)
-	send(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"websocket","id":"3"}]`)
+	send(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"websocket","id":"3"}]`)
 	if f := next(); len(f) != 1 || f[0]["channel"] != "/foo" || f[0]["data"].(map[string]any)["n"] != "before-connect" {
 		t.Fatalf("queued push: %v", f)
 	}
@@ -484,7 +491,7 @@ func TestFayeWebSocketFrames(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("no ping")
 	}
-	send(`[{"channel":"/meta/disconnect","clientId":"` + cid + `","id":"7"}]`)
+	send(`[{"channel":"/meta/disconnect","clientId":"` + cid + `"` + ext + `,"id":"7"}]`)
 	if f := next(); f[0]["successful"] != true {
 		t.Fatalf("disconnect: %v", f)
 	}
@@ -580,7 +587,8 @@ func TestFayeManagerDuty(t *testing.T) {
 	mTok := token(t, auth.Manager, "shop", "m1")
 	call := func(s string) []map[string]any { return wsCall(t, ws, s) }
 	cid := call(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"ext":{"token":"` + mTok + `"}}]`)[0]["clientId"].(string)
-	call(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"websocket","advice":{"timeout":0}},{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/*"}]`)
+	ext := `,"ext":{"token":"` + mTok + `"}` // clients send their token on every message
+	call(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"websocket","advice":{"timeout":0}},{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/*"}]`)
 	if r := e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil); r.status != http.StatusCreated || r.obj("conversation")["manager_id"] != "m1" {
 		t.Fatalf("open with a Faye manager on duty: %s", r.raw)
 	}

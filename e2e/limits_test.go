@@ -167,11 +167,12 @@ func TestFayeLimits(t *testing.T) {
 		t.Errorf("a batch of 6 with a limit of 5: %d", status)
 	}
 	cid := e.handshake(sTok)
-	_, r, _ := e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":["/a","/b","/c","/d"]}`)
+	ext := `,"ext":{"token":"` + sTok + `"}` // clients send their token on every message
+	_, r, _ := e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":["/a","/b","/c","/d"]}`)
 	if r[0]["error"] != "429:/a:Too many subscriptions" {
 		t.Errorf("4 channels with a limit of 3: %v", r)
 	}
-	_, r, _ = e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":["/a","/b","/c"]}`)
+	_, r, _ = e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":["/a","/b","/c"]}`)
 	if r[0]["successful"] != true {
 		t.Fatalf("3 channels: %v", r)
 	}
@@ -179,7 +180,7 @@ func TestFayeLimits(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		e.bayeux(`{"channel":"/a","data":` + fmt.Sprint(i) + `,"ext":{"token":"` + sTok + `"}}`)
 	}
-	_, r, _ = e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling"}]`)
+	_, r, _ = e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"long-polling"}]`)
 	if len(r) != 1+4 || r[1]["data"] != float64(0) || r[4]["data"] != float64(3) {
 		t.Errorf("connect after 4 publishes with a queue of 4: %v", r)
 	}
@@ -189,7 +190,7 @@ func TestFayeLimits(t *testing.T) {
 		e.bayeux(`{"channel":"/a","data":` + fmt.Sprint(i) + `,"ext":{"token":"` + sTok + `"}}`)
 	}
 	waitFor(t, "the overflowing client to be ended", func() bool {
-		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling","advice":{"timeout":0}}]`)
+		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"long-polling","advice":{"timeout":0}}]`)
 		return r[0]["error"] == "401:"+cid+":Unknown client"
 	})
 	// A websocket frame over the limit closes the socket.

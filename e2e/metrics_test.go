@@ -104,7 +104,8 @@ func TestMetricsFollowChatFlow(t *testing.T) {
 	ws := e.dialFaye()
 	call := func(s string) []map[string]any { return wsCall(t, ws, s) }
 	cid := call(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"ext":{"token":"` + vTok + `"}}]`)[0]["clientId"].(string)
-	call(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"websocket","advice":{"timeout":0}},{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/` + visitor + `"}]`)
+	ext := `,"ext":{"token":"` + vTok + `"}` // clients send their token on every message
+	call(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"websocket","advice":{"timeout":0}},{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/` + visitor + `"}]`)
 
 	live := e.mustScrape()
 	for _, c := range []struct {

@@ -189,9 +189,10 @@ func TestMQTT5AppWithFayeWidget(t *testing.T) {
 	}
 	// The widget's Faye session, long-polling.
 	cid := e.handshake(vTok)
-	e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/v1"}`)
+	ext := `,"ext":{"token":"` + vTok + `"}` // clients send their token on every message
+	e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/v1"}`)
 	poll := func() []map[string]any {
-		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling"}]`)
+		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"long-polling"}]`)
 		return r[1:]
 	}
 	conv := want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated).obj("conversation")
@@ -202,7 +203,7 @@ func TestMQTT5AppWithFayeWidget(t *testing.T) {
 	if d := poll(); len(d) != 1 || d[0]["channel"] != "/service/v1" {
 		t.Fatalf("widget got %v", d)
 	}
-	e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/conversations/` + convID + `"}`)
+	e.bayeux(`{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/conversations/` + convID + `"}`)
 	topic := "orgs/shop/conversations/" + convID
 	if code := app.subscribe(topic); code != 1 {
 		t.Fatalf("subscribe %s: 0x%x", topic, code)

@@ -85,9 +85,10 @@ func TestGracefulShutdownAdvisesFayeClients(t *testing.T) {
 	e := start(t) // faye.timeout 45s: anything quicker than that is the shutdown's doing
 	tok := token(t, auth.Visitor, "shop", "v1")
 	cid := e.handshake(tok)
+	ext := `,"ext":{"token":"` + tok + `"}` // clients send their token on every message
 	polled := make(chan []map[string]any, 1)
 	go func() {
-		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling"}]`)
+		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"long-polling"}]`)
 		polled <- r
 	}()
 	ws := e.dialFaye()
@@ -97,7 +98,7 @@ func TestGracefulShutdownAdvisesFayeClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	wsCid := hs[0]["clientId"].(string)
-	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+wsCid+`","connectionType":"websocket"}]`))
+	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+wsCid+`"`+ext+`,"connectionType":"websocket"}]`))
 	time.Sleep(300 * time.Millisecond) // both connects are held now
 
 	start := time.Now()

@@ -173,7 +173,8 @@ func soakCycle(e *env, wsURL, org, visitor string, delivered *atomic.Int64) erro
 		return fmt.Errorf("handshake: %v %v", f, err)
 	}
 	cid := f[0]["clientId"].(string)
-	_ = send(`[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"websocket"},{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/service/` + visitor + `"}]`)
+	ext := `,"ext":{"token":"` + tok + `"}` // clients send their token on every message
+	_ = send(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"websocket"},{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/service/` + visitor + `"}]`)
 	if _, err := read(); err != nil {
 		return err
 	}
@@ -182,7 +183,7 @@ func soakCycle(e *env, wsURL, org, visitor string, delivered *atomic.Int64) erro
 		return fmt.Errorf("open: %d %s", r.status, r.raw)
 	}
 	conv := r.obj("conversation")["id"].(string)
-	_ = send(`[{"channel":"/meta/subscribe","clientId":"` + cid + `","subscription":"/conversations/` + conv + `"}]`)
+	_ = send(`[{"channel":"/meta/subscribe","clientId":"` + cid + `"` + ext + `,"subscription":"/conversations/` + conv + `"}]`)
 	for subscribed := false; !subscribed; { // frames before the ack are the service announcement
 		f, err := read()
 		if err != nil {
@@ -219,5 +220,5 @@ func soakCycle(e *env, wsURL, org, visitor string, delivered *atomic.Int64) erro
 	if r := e.post("/chat/conversation/"+conv+"/close", tok, nil); r.status != http.StatusOK {
 		return fmt.Errorf("close: %d %s", r.status, r.raw)
 	}
-	return send(`[{"channel":"/meta/disconnect","clientId":"` + cid + `"}]`)
+	return send(`[{"channel":"/meta/disconnect","clientId":"` + cid + `"` + ext + `}]`)
 }

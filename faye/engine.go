@@ -241,7 +241,12 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 // encodePayload turns an MQTT payload into a Bayeux delivery: JSON as is, other UTF-8 text as
 // a JSON string.
 func encodePayload(name string, payload []byte) ([]byte, error) {
-	if !json.Valid(payload) {
+	if json.Valid(payload) {
+		// encoding/json accepts invalid UTF-8 in strings; no subscriber may receive it.
+		if !bayeux.ValidJSONText(payload) {
+			return nil, errors.New("payload is JSON with invalid UTF-8")
+		}
+	} else {
 		if !utf8.Valid(payload) {
 			return nil, errors.New("payload is neither JSON nor UTF-8 text")
 		}
@@ -334,6 +339,10 @@ func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport s
 	var connect *Connect
 	var connectReplies []bayeux.Reply
 	for _, m := range msgs {
+		if m.InvalidText {
+			replies = append(replies, refuseText(m))
+			continue
+		}
 		switch m.Channel {
 		case bayeux.Handshake:
 			replies = append(replies, e.handshake(m, peer))
@@ -358,6 +367,15 @@ func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport s
 		}
 	}
 	return append(replies, connectReplies...), connect
+}
+
+// refuseText answers a message holding invalid UTF-8; only what is valid text is echoed.
+func refuseText(m bayeux.Message) bayeux.Reply {
+	r := bayeux.ReplyTo(m) // Channel and ClientID decode to valid strings
+	if !bayeux.ValidJSONText(r.ID) {
+		r.ID = nil
+	}
+	return r.Fail(bayeux.InvalidText())
 }
 
 func (e *Engine) advice() *bayeux.Advice {
@@ -446,7 +464,7 @@ func (e *Engine) connect(m bayeux.Message, transport string) (bayeux.Reply, *Con
 		r.ClientID, r.Advice = "", handshake
 		return r, nil
 	}
-	s := e.session(m.ClientID)
+	s := e.owned(m.ClientID, m.Token)
 	if s == nil {
 		r = r.Fail(bayeux.ClientUnknown(m.ClientID))
 		r.ClientID, r.Advice = "", handshake
@@ -483,26 +501,34 @@ func (e *Engine) rejoinDuty(s *session) {
 	}
 }
 
-// identity says who sent m on session s (nil for a stale client id): the message's own token
-// wins; a session keeps the identity it was given; the anonymous switch makes a visitor.
-func (e *Engine) identity(s *session, m bayeux.Message) (auth.Identity, *bayeux.Error) {
-	if m.Token != "" {
-		id, err := e.verifier.Verify(m.Token)
-		if err != nil {
-			failed := bayeux.AuthenticationFailed()
-			return id, &failed
-		}
-		if s != nil {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.hasIdentity && s.identity != id {
-				failed := bayeux.AuthenticationFailed()
-				return id, &failed
-			}
-			s.identity, s.hasIdentity = id, true
-		}
-		return id, nil
+// owned returns the session named id when token shows the identity that opened it: the same
+// identity for a session opened with a token, no token for one opened without. Anything else
+// reads exactly as an unknown id (nil), so a client id alone never acts on a session and a
+// probe cannot tell whether the id exists.
+func (e *Engine) owned(id, token string) *session {
+	s := e.session(id)
+	if s == nil {
+		return nil
 	}
+	s.mu.Lock()
+	has, want := s.hasIdentity, s.identity
+	s.mu.Unlock()
+	switch {
+	case token == "" && !has:
+		return s
+	case token == "" || !has:
+		return nil
+	}
+	if got, err := e.verifier.Verify(token); err != nil || got != want {
+		return nil
+	}
+	return s
+}
+
+// identity says who sent m on session s, which owned found for m (nil for a stale or foreign
+// client id): a session keeps the identity it was opened with; without a session the
+// message's own token decides; the anonymous switch makes a visitor.
+func (e *Engine) identity(s *session, m bayeux.Message) (auth.Identity, *bayeux.Error) {
 	if s != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -512,6 +538,13 @@ func (e *Engine) identity(s *session, m bayeux.Message) (auth.Identity, *bayeux.
 		if e.cfg.AnonymousOrg != "" {
 			return auth.Identity{Subject: s.anonVisitor, Role: auth.Visitor, Org: e.cfg.AnonymousOrg}, nil
 		}
+	} else if m.Token != "" {
+		id, err := e.verifier.Verify(m.Token)
+		if err != nil {
+			failed := bayeux.AuthenticationFailed()
+			return id, &failed
+		}
+		return id, nil
 	} else if e.cfg.AnonymousOrg != "" {
 		return auth.Identity{Role: auth.Visitor, Org: e.cfg.AnonymousOrg}, nil
 	}
@@ -532,7 +565,7 @@ func (e *Engine) subscription(m bayeux.Message) (r bayeux.Reply, s *session, nam
 		r.ClientID = ""
 		return r.Fail(bayeux.ParameterMissing("clientId")), nil, nil, false
 	}
-	if s = e.session(m.ClientID); s == nil {
+	if s = e.owned(m.ClientID, m.Token); s == nil {
 		r.ClientID = ""
 		return r.Fail(bayeux.ClientUnknown(m.ClientID)), nil, nil, false
 	}
@@ -573,8 +606,10 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		s.anonVisitor = id.Subject
 	}
 	var added []string
+	seen := make(map[string]bool, len(names)) // a channel named twice is one subscription (and one interest)
 	for _, name := range names {
-		if !s.subs[name] {
+		if !s.subs[name] && !seen[name] {
+			seen[name] = true
 			added = append(added, name)
 		}
 	}
@@ -636,7 +671,7 @@ func (e *Engine) unsubscribe(m bayeux.Message) bayeux.Reply {
 
 func (e *Engine) disconnect(m bayeux.Message) bayeux.Reply {
 	r := bayeux.ReplyTo(m)
-	s := e.session(m.ClientID)
+	s := e.owned(m.ClientID, m.Token)
 	if m.ClientID == "" || s == nil {
 		r.ClientID = ""
 		if m.ClientID == "" {
@@ -662,8 +697,9 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		return r.Fail(bayeux.ParameterMissing("data"))
 	}
 	// A stale or unknown client id is accepted: Faye's client retries publishes with its old
-	// id after a server restart, and refusing them would lose those messages.
-	s := e.session(m.ClientID)
+	// id after a server restart, and refusing them would lose those messages. Another
+	// identity's client id reads as unknown: the publish is judged by its own token alone.
+	s := e.owned(m.ClientID, m.Token)
 	if s != nil {
 		s.touch(e.now())
 	}

@@ -107,6 +107,7 @@ func registerClientJS(app *fiber.App, mount, path string) error {
 
 func badRequest(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	return c.Status(fiber.StatusBadRequest).SendString("Bad request")
 }
 
@@ -227,10 +228,12 @@ func (h *handler) process(ctx context.Context, raw []byte, msgs []bayeux.Message
 }
 
 // serveEventSource streams a session's deliveries: GET <mount>/<clientId> with
-// Accept: text/event-stream.
+// Accept: text/event-stream. A GET carries no ext, so a session opened with a token is
+// streamed only to a request showing it as Authorization: Bearer.
 func (h *handler) serveEventSource(c *fiber.Ctx) error {
 	id := strings.TrimPrefix(strings.TrimPrefix(c.Path(), h.cfg.Mount), "/")
-	s := h.e.session(id)
+	token, _ := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+	s := h.e.owned(id, token)
 	if s == nil {
 		return badRequest(c)
 	}

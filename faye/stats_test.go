@@ -44,9 +44,9 @@ func TestStats(t *testing.T) {
 		t.Helper()
 		id := run(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"token":"` + visitor + `"}}]`)[0].ClientID
 		if connType != "" {
-			run(`[{"channel":"/meta/connect","clientId":"` + id + `","connectionType":"` + connType + `"}]`)
+			run(`[{"channel":"/meta/connect","clientId":"` + id + `","connectionType":"` + connType + `","ext":{"token":"` + visitor + `"}}]`)
 		}
-		run(`[{"channel":"/meta/subscribe","clientId":"` + id + `","subscription":["/service/` + visitor + `","/notifications/` + visitor + `"]}]`)
+		run(`[{"channel":"/meta/subscribe","clientId":"` + id + `","subscription":["/service/` + visitor + `","/notifications/` + visitor + `"],"ext":{"token":"` + visitor + `"}}]`)
 		return id
 	}
 	session("v1", bayeux.LongPolling)

@@ -67,6 +67,9 @@ type Message struct {
 	AdviceTimeout int64
 	// Token is ext.token, the credential the widget's extension adds.
 	Token string
+	// InvalidText: a string of the message (a key, a field, anything inside data) held invalid
+	// UTF-8 or an escaped lone surrogate. Such a message is refused, never forwarded.
+	InvalidText bool
 }
 
 // Errors of DecodeBatch: each means "answer HTTP 400 Bad request".
@@ -178,6 +181,9 @@ func ChannelInvalid(params ...string) Error   { return Error{405, params, "Inval
 func ExtUnknown(params ...string) Error       { return Error{406, params, "Unknown extension"} }
 func PublishFailed(params ...string) Error    { return Error{407, params, "Failed to publish"} }
 func ServerError(params ...string) Error      { return Error{500, params, "Internal server error"} }
+
+// InvalidText refuses a message whose strings are not valid UTF-8.
+func InvalidText() Error { return Error{400, nil, "Invalid UTF-8"} }
 
 // AuthenticationFailed refuses a bad token (SPEC §10).
 func AuthenticationFailed() Error { return Error{401, nil, "Authentication failed"} }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -32,7 +33,7 @@ func DecodeBatch(body []byte, max int) ([]Message, error) {
 		if err := d.object(1, &f); err != nil {
 			return nil, err
 		}
-		msgs, n = []Message{f.message()}, 1
+		msgs, n = []Message{f.message(d.bad)}, 1
 	} else if err := d.batch(max, &msgs, &n); err != nil {
 		return nil, err
 	}
@@ -49,10 +50,13 @@ func DecodeBatch(body []byte, max int) ([]Message, error) {
 	return msgs, nil
 }
 
-// decoder walks validated-as-it-goes JSON; i is the next byte to read.
+// decoder walks validated-as-it-goes JSON; i is the next byte to read. bad records a string
+// that is not valid text: invalid UTF-8, or an escaped lone surrogate (encoding/json would read
+// both as U+FFFD, but raw values such as data are forwarded as sent).
 type decoder struct {
 	data []byte
 	i    int
+	bad  bool
 }
 
 func (d *decoder) fail(where string) error {
@@ -86,13 +90,14 @@ func (d *decoder) batch(max int, msgs *[]Message, n *int) error {
 		d.ws()
 		if d.i < len(d.data) && d.data[d.i] == '{' && *n < max {
 			var f fields
+			d.bad = false
 			if err := d.object(2, &f); err != nil {
 				return err
 			}
 			if *msgs == nil {
 				*msgs = make([]Message, 0, 4)
 			}
-			*msgs = append(*msgs, f.message())
+			*msgs = append(*msgs, f.message(d.bad))
 		} else if err := d.value(2); err != nil {
 			return err
 		}
@@ -305,25 +310,67 @@ func (d *decoder) str() (plain bool, err error) {
 				d.i++
 			case 'u':
 				d.i++
-				for k := 0; k < 4; k++ {
-					if d.i >= len(d.data) || !isHex(d.data[d.i]) {
-						return false, d.fail("in \\u hexadecimal character escape")
+				r, ok := hex4(d.data[d.i:])
+				if !ok {
+					for d.i < len(d.data) && isHex(d.data[d.i]) {
+						d.i++
 					}
-					d.i++
+					return false, d.fail("in \\u hexadecimal character escape")
+				}
+				d.i += 4
+				if utf16.IsSurrogate(r) {
+					d.surrogate(r)
 				}
 			default:
 				return false, d.fail("in string escape code")
 			}
 		case c < 0x20:
 			return false, d.fail("in string literal")
-		default:
-			if c >= utf8.RuneSelf {
-				plain = false
+		case c >= utf8.RuneSelf:
+			plain = false
+			r, size := utf8.DecodeRune(d.data[d.i:])
+			if r == utf8.RuneError && size == 1 {
+				d.bad = true
 			}
+			d.i += size
+		default:
 			d.i++
 		}
 	}
 	return false, d.fail("")
+}
+
+// surrogate checks the escaped surrogate r just read: only a high one followed by an escaped
+// low one is text; the low one is consumed with it.
+func (d *decoder) surrogate(r rune) {
+	if r < 0xdc00 && len(d.data)-d.i >= 6 && d.data[d.i] == '\\' && d.data[d.i+1] == 'u' {
+		if lo, ok := hex4(d.data[d.i+2:]); ok && lo >= 0xdc00 && lo <= 0xdfff {
+			d.i += 6
+			return
+		}
+	}
+	d.bad = true
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 func isHex(c byte) bool {
@@ -378,8 +425,9 @@ func foldEqual(name []byte, want string, plain bool) bool {
 	return true
 }
 
-func (f *fields) message() Message {
+func (f *fields) message(invalidText bool) Message {
 	m := Message{
+		InvalidText:    invalidText,
 		Channel:        str(f.channel),
 		ClientID:       str(f.clientID),
 		ConnectionType: str(f.connectionType),
@@ -470,4 +518,14 @@ func keyIs(key []byte, plain bool, want string) bool {
 		name = []byte(s)
 	}
 	return foldEqual(name, want, plain)
+}
+
+// ValidJSONText reports whether raw is one JSON value whose strings are all valid text, as
+// DecodeBatch requires of a message.
+func ValidJSONText(raw []byte) bool {
+	d := decoder{data: bytes.TrimSpace(raw)}
+	if len(d.data) == 0 || d.value(1) != nil {
+		return false
+	}
+	return d.i == len(d.data) && !d.bad
 }

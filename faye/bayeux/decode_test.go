@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // decodeBatchReference is the decoder DecodeBatch replaced, built on encoding/json; DecodeBatch
@@ -60,7 +62,7 @@ func decodeBatchReference(body []byte, max int) ([]Message, error) {
 		m := Message{
 			Channel: str(w.Channel), ClientID: str(w.ClientID), ConnectionType: str(w.ConnectionType),
 			Version: str(w.Version), Data: w.Data, HasData: len(w.Data) > 0, Subscription: w.Subscription,
-			AdviceTimeout: -1,
+			AdviceTimeout: -1, InvalidText: !validTextReference(e),
 		}
 		if len(w.ID) > 0 && string(w.ID) != "null" {
 			m.ID = w.ID
@@ -93,6 +95,35 @@ func decodeBatchReference(body []byte, max int) ([]Message, error) {
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// escapeRef matches JSON escapes left to right, so an escaped backslash is never read as the
+// start of a \u escape.
+var escapeRef = regexp.MustCompile(`\\(?:u([0-9a-fA-F]{4})|.)`)
+
+// validTextReference: raw is UTF-8 and every escaped surrogate is half of a pair.
+func validTextReference(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	high, end := false, -1 // an unpaired high surrogate escape ended at end
+	for _, m := range escapeRef.FindAllSubmatchIndex(raw, -1) {
+		var r rune = -1
+		if m[2] >= 0 {
+			v, _ := strconv.ParseUint(string(raw[m[2]:m[3]]), 16, 32)
+			r = rune(v)
+		}
+		low := r >= 0xdc00 && r <= 0xdfff
+		switch {
+		case high && low && m[0] == end:
+			high = false
+			continue
+		case high, low:
+			return false
+		}
+		high, end = r >= 0xd800 && r < 0xdc00, m[1]
+	}
+	return !high
 }
 
 // sameDecoding fails t unless DecodeBatch and the reference agree on body: the same
@@ -146,6 +177,9 @@ func TestDecodeBatchMatchesEncodingJSON(t *testing.T) {
 		`[{"data":null}]`, `[{"data": {"a" : [1, 2] } }]`, `[1,]`, `[,1]`, `[{"a":1,}]`, `[{"a" 1}]`, `[01]`, `[1.]`, `[1e]`,
 		`[-]`, `[tru]`, `[nul]`, `["\x"]`, "[\"\x01\"]", `["\u12"]`, `[{}]x`, `[{}] ]`, `{"channel":"/a"}`, `{"channel":"/a"} x`,
 		`{"a":}`, `[` + deep + `]`, `[[` + deep + `]]`, `{"data":` + deep + `}`, `{"data":[` + deep + `]}`,
+		`[{"data":"\udc00"}]`, `[{"data":"\ud800\udc00"}]`, `[{"data":"\ud800x"}]`, `[{"data":"\ud800\ud800\udc00"}]`,
+		`[{"data":"\\udc00"}]`, `[{"data":"\ud800"}]`, `[{"data":["\ud800\u0041"]}]`, "[{\"data\":{\"\xed\xa0\x80\":1}}]",
+		"[{\"id\":\"\xc3\"},{\"channel\":\"/ok\"}]", `[{"data":"\uDBFF\uDFFF"}]`,
 		`[{},{},{}]`, `[{},1,{}]`, `[{},{},{"a":]`, `[{},{},{}`, `[{"channel":"/a"},null,true,false,"s",-1.5e+3]`,
 	}
 	for _, b := range bodies {
@@ -213,5 +247,35 @@ func BenchmarkDecodeBatch(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestDecodeBatchInvalidText: invalid UTF-8 and lone surrogate escapes anywhere in a message
+// mark it; valid text, pairs and escaped backslashes do not.
+func TestDecodeBatchInvalidText(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"channel":"/a","data":"caf\u00e9 \ud83d\ude00"}`:         false,
+		"{\"channel\":\"/a\",\"data\":\"caf\xc3\xa9\"}":            false,
+		`{"channel":"/a","data":"\\udc00"}`:                        false,
+		"{\"channel\":\"/a\",\"data\":\"\xff\"}":                   true,
+		"{\"channel\":\"/a\",\"data\":{\"k\":[\"\xed\xa0\x80\"]}}": true,
+		`{"channel":"/a","data":"\udc00"}`:                         true,
+		`{"channel":"/a","data":"\ud800"}`:                         true,
+		`{"channel":"/a","data":"\ud800\u0041"}`:                   true,
+		"{\"channel\":\"/a\xc3\"}":                                 true,
+		"{\"\xc3\":1}":                                             true,
+		`{"ext":{"token":"\udfff"}}`:                               true,
+	} {
+		msgs, err := DecodeBatch([]byte(body), 10)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("DecodeBatch(%q): %v, %d messages", body, err, len(msgs))
+		}
+		if msgs[0].InvalidText != want {
+			t.Errorf("DecodeBatch(%q).InvalidText = %v, want %v", body, msgs[0].InvalidText, want)
+		}
+	}
+	msgs, err := DecodeBatch([]byte("[{\"data\":\"\xff\"},{\"data\":\"ok\"}]"), 10)
+	if err != nil || len(msgs) != 2 || !msgs[0].InvalidText || msgs[1].InvalidText {
+		t.Fatalf("one bad message of two: %v %+v", err, msgs)
 	}
 }
