@@ -74,7 +74,7 @@ func newHook() (*Hook, *acl, *mqtt.Clients, *disconnects) {
 	a := &acl{sub: map[string]bool{"/service/v1": true}, pub: map[string]bool{"/conversations/c/typing": true}}
 	clients := mqtt.NewClients()
 	d := &disconnects{got: map[string]packets.Code{}}
-	return New(auth.NewVerifier(auth.Config{Secret: secret}), a, clients, d.disconnect, slog.New(slog.NewTextHandler(io.Discard, nil))), a, clients, d
+	return New(auth.NewVerifier(auth.Config{Secret: secret}), a, clients, d.disconnect, func(*mqtt.Client, packets.Code, bool, *packets.Properties) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil))), a, clients, d
 }
 
 func TestAuthenticate(t *testing.T) {
