@@ -2,16 +2,21 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fasthttp/websocket"
 
 	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/config"
 )
 
 // TestMQTTWillACL: a will is checked at CONNECT like a publish by the connecting identity. A
@@ -68,4 +73,142 @@ func connectV5Will(t *testing.T, e *env, tok, topic string) byte {
 		t.Fatalf("MQTT 5 connect: no CONNACK: %v", err)
 	}
 	return ca.ReasonCode
+}
+
+// hugeHeader is a fixed header (CONNECT) announcing MQTT's largest remaining length, 256 MB:
+// the 5 bytes that made the server allocate the whole packet before reading it.
+var hugeHeader = []byte{0x10, 0xff, 0xff, 0xff, 0x7f}
+
+// closedWithin reports whether the server closes conn within d (reading whatever it sends).
+func closedWithin(conn net.Conn, d time.Duration) bool {
+	_ = conn.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 64)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			var ne net.Error
+			return !(errors.As(err, &ne) && ne.Timeout())
+		}
+	}
+}
+
+// TestMQTTPacketSizeAndConnectDeadline: a packet larger than mqtt.max_packet_size ends the
+// connection at its fixed header, before its bytes are buffered, over TCP and over websocket
+// (the packet spread over several frames); MQTT 5 clients are told the limit in CONNACK; a
+// socket that sends no CONNECT within mqtt.connect_timeout is closed; and sockets still
+// before their CONNECT count in the per-address connection limit.
+func TestMQTTPacketSizeAndConnectDeadline(t *testing.T) {
+	e := start(t, func(c *config.Config) {
+		c.MQTT.MaxPacketSize = 4096
+		c.MQTT.ConnectTimeout = 2 * time.Second
+		c.Limits.ConnectionsPerIP = 6
+	})
+	addr := strings.TrimPrefix(e.mqtt, "tcp://")
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 4; i++ {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write(hugeHeader); err != nil {
+			t.Fatal(err)
+		}
+		if !closedWithin(conn, 500*time.Millisecond) {
+			t.Errorf("socket %d announcing a 256 MB packet was not closed at once", i)
+		}
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	t.Logf("heap in use before 4 huge headers: %d KiB, after: %d KiB", before.HeapInuse>>10, after.HeapInuse>>10)
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 64<<20 {
+		t.Errorf("heap grew by %d MiB under 4 huge headers", grown>>20)
+	}
+
+	// Over websocket: a 5000-byte PUBLISH after a good CONNECT, in three frames.
+	wsURL := strings.Replace(e.base, "http", "ws", 1) + "/mqtt"
+	ws, _, err := (&websocket.Dialer{Subprotocols: []string{"mqtt"}}).Dial(wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.BinaryMessage, connectPacket(token(t, auth.Service, "shop", "s"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, ack, err := ws.ReadMessage(); err != nil || len(ack) != 4 || ack[3] != 0 {
+		t.Fatalf("CONNACK over websocket: % x %v", ack, err)
+	}
+	publish := append([]byte{0x30, 0x88, 0x27, 0, 12}, "orgs/shop/ab"...) // remaining length 5000
+	for _, frame := range [][]byte{publish[:2], publish[2:], make([]byte, 1000)} {
+		if err := ws.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+			break
+		}
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Error("a 5000-byte packet over websocket did not end the connection")
+			}
+			break
+		}
+	}
+
+	// MQTT 5 clients learn the limit.
+	v, ca, err := dialV5(t, e, token(t, auth.Service, "shop", "s5"), "s5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Properties == nil || ca.Properties.MaximumPacketSize == nil || *ca.Properties.MaximumPacketSize != 4096 {
+		t.Errorf("CONNACK maximum packet size: %+v", ca.Properties)
+	}
+	_ = v
+
+	// Sockets that send nothing hold a slot until the deadline closes them.
+	var idle []net.Conn
+	for i := 0; i < 5; i++ { // s5 holds the 6th
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		idle = append(idle, conn)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := e.connect(token(t, auth.Service, "shop", "s"), "over"); err == nil {
+		t.Error("a connection past the limit was accepted while 5 sockets sat before their CONNECT")
+	}
+	for i, conn := range idle {
+		if !closedWithin(conn, 3*time.Second) {
+			t.Errorf("idle socket %d still open past mqtt.connect_timeout", i)
+		}
+	}
+	waitFor(t, "slots freed by the CONNECT deadline", func() bool {
+		cl, err := e.connect(token(t, auth.Service, "shop", "s"), "after")
+		if err == nil {
+			cl.close()
+		}
+		return err == nil
+	})
+}
+
+// connectPacket is an MQTT 3.1.1 CONNECT with password tok, clean session, keep-alive 30 s.
+func connectPacket(tok string) []byte {
+	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x42, 0, 30, 0, 1, 'w'}
+	body = append(body, byte(len(tok)>>8), byte(len(tok)))
+	body = append(body, tok...)
+	var rl []byte
+	for n := len(body); ; {
+		b := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			b |= 0x80
+		}
+		rl = append(rl, b)
+		if n == 0 {
+			break
+		}
+	}
+	return append(append([]byte{0x10}, rl...), body...)
 }

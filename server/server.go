@@ -100,6 +100,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		TLS:              tlsConfig,
 		MaxConnsPerIP:    cfg.Limits.ConnectionsPerIP,
 		MaxSubscriptions: cfg.Limits.SubscriptionsPerClient,
+		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
+		ConnectTimeout:   cfg.MQTT.ConnectTimeout,
 	}, log)
 	svc := chat.New(st, b, onDuty, chat.Config{
 		MaxMessagesCount:         cfg.API.MaxMessagesCount,
