@@ -55,6 +55,9 @@ type Config struct {
 	TLS *tls.Config
 	// MaxConnsPerIP bounds open connections per client address (0: no limit).
 	MaxConnsPerIP int
+	// ConnectsPerIP bounds the sockets (CONNECT attempts) an address opens per minute (nil: no
+	// limit): each failed CONNECT costs a token check and a log line.
+	ConnectsPerIP *ratelimit.Limiter
 	// MaxSubscriptions bounds the subscriptions of one client.
 	MaxSubscriptions int
 	// MaxPacketSize bounds an MQTT packet, fixed header included (0: no limit). mochi
@@ -155,15 +158,22 @@ func (b *Broker) ServeConn(conn net.Conn) error {
 	return b.serve(ListenerWebsocket, conn, b.srv.EstablishConnection)
 }
 
-// errTooManyConns ends a socket beyond the per-address limit.
-var errTooManyConns = errors.New("too many MQTT connections from this address (limits.connections_per_ip)")
+// Errors that end a socket at once, before its CONNECT is read.
+var (
+	errTooManyConns    = errors.New("too many MQTT connections from this address (limits.connections_per_ip)")
+	errTooManyConnects = errors.New("too many MQTT connection attempts from this address (limits.mqtt_connects_per_minute_per_ip)")
+)
 
-// serve admits one socket: it takes a slot of its address for its whole life, CONNECT
+// serve admits one socket: within its address's rate of attempts, it takes a slot of its address for its whole life, CONNECT
 // included, so that sockets which never send one cannot pile up past the limit; and it gives
 // the socket until ConnectTimeout to send its CONNECT (mochi then replaces the deadline with
 // the client's keep-alive).
 func (b *Broker) serve(listener string, conn net.Conn, establish listeners.EstablishFn) error {
 	ip := hostOf(conn.RemoteAddr().String())
+	if !b.cfg.ConnectsPerIP.Allow(ip, time.Now()) {
+		conn.Close()
+		return errTooManyConnects
+	}
 	if !b.conns.Acquire(ip) {
 		conn.Close()
 		return errTooManyConns

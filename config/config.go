@@ -126,12 +126,13 @@ type Limits struct {
 	ChannelsPerClient int `yaml:"channels_per_client"`
 	QueuePerClient    int `yaml:"queue_per_client"`
 
-	SubscriptionsPerClient   int `yaml:"subscriptions_per_client"`
-	ConnectionsPerIP         int `yaml:"connections_per_ip"`
-	OpensPerMinutePerVisitor int `yaml:"opens_per_minute_per_visitor"`
-	OpensPerMinutePerIP      int `yaml:"opens_per_minute_per_ip"`
-	PostsPerMinute           int `yaml:"posts_per_minute"`
-	HandshakesPerMinutePerIP int `yaml:"handshakes_per_minute_per_ip"`
+	SubscriptionsPerClient     int `yaml:"subscriptions_per_client"`
+	ConnectionsPerIP           int `yaml:"connections_per_ip"`
+	OpensPerMinutePerVisitor   int `yaml:"opens_per_minute_per_visitor"`
+	OpensPerMinutePerIP        int `yaml:"opens_per_minute_per_ip"`
+	PostsPerMinute             int `yaml:"posts_per_minute"`
+	HandshakesPerMinutePerIP   int `yaml:"handshakes_per_minute_per_ip"`
+	MQTTConnectsPerMinutePerIP int `yaml:"mqtt_connects_per_minute_per_ip"`
 }
 
 // Web configures the manager console and the visitor demo page served at /console and /demo.
@@ -348,7 +349,7 @@ func (c *Config) Validate() error {
 	for key, v := range map[string]int{
 		"limits.connections_per_ip": c.Limits.ConnectionsPerIP, "limits.opens_per_minute_per_visitor": c.Limits.OpensPerMinutePerVisitor,
 		"limits.opens_per_minute_per_ip": c.Limits.OpensPerMinutePerIP, "limits.posts_per_minute": c.Limits.PostsPerMinute,
-		"limits.handshakes_per_minute_per_ip": c.Limits.HandshakesPerMinutePerIP,
+		"limits.handshakes_per_minute_per_ip": c.Limits.HandshakesPerMinutePerIP, "limits.mqtt_connects_per_minute_per_ip": c.Limits.MQTTConnectsPerMinutePerIP,
 	} {
 		check(v >= 0, key, "must be 0 (off) or more, got %d", v)
 	}

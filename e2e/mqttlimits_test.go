@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -211,4 +213,61 @@ func connectPacket(tok string) []byte {
 		}
 	}
 	return append(append([]byte{0x10}, rl...), body...)
+}
+
+// rawConnect opens a socket, sends a CONNECT with password tok and returns the CONNACK's
+// return code, or -1 when the server closed the socket without one.
+func rawConnect(t *testing.T, addr, tok string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(connectPacket(tok)); err != nil {
+		return -1
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(conn, ack); err != nil {
+		return -1
+	}
+	return int(ack[3])
+}
+
+// TestMQTTConnectFloods: failed CONNECTs are logged at most 10 lines a second overall, the
+// next line counting the suppressed ones; and an address that opens more sockets a minute than
+// limits.mqtt_connects_per_minute_per_ip has the next ones closed before their CONNECT.
+func TestMQTTConnectFloods(t *testing.T) {
+	var logs syncBuffer
+	e := startLogged(t, testConfig(t), slog.New(slog.NewTextHandler(&logs, nil)))
+	addr := strings.TrimPrefix(e.mqtt, "tcp://")
+	began := time.Now()
+	for i := 0; i < 200; i++ {
+		if code := rawConnect(t, addr, "garbage"); code != 5 {
+			t.Fatalf("CONNECT %d with a bad token: return code %d, want 5 not authorised", i, code)
+		}
+	}
+	seconds := int(time.Since(began)/time.Second) + 1
+	lines := strings.Count(logs.String(), "mqtt connect refused")
+	t.Logf("200 failed CONNECTs in %s: %d log lines, %d bytes of log", time.Since(began).Round(time.Millisecond), lines, len(logs.String()))
+	if lines > 10*seconds {
+		t.Errorf("%d refusal lines in %d s, want at most 10 a second", lines, seconds)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	rawConnect(t, addr, "garbage")
+	if !strings.Contains(logs.String(), "suppressed=") {
+		t.Error("no line counts the suppressed refusals")
+	}
+
+	f := start(t, func(c *config.Config) { c.Limits.MQTTConnectsPerMinutePerIP = 5 })
+	addr = strings.TrimPrefix(f.mqtt, "tcp://")
+	for i := 0; i < 5; i++ {
+		if code := rawConnect(t, addr, "garbage"); code != 5 {
+			t.Fatalf("attempt %d within the rate: return code %d, want 5", i, code)
+		}
+	}
+	if code := rawConnect(t, addr, token(t, auth.Service, "shop", "s")); code != -1 {
+		t.Errorf("a 6th attempt in a minute got a CONNACK (%d), want the socket closed", code)
+	}
 }

@@ -100,6 +100,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		TLS:              tlsConfig,
 		MaxConnsPerIP:    cfg.Limits.ConnectionsPerIP,
 		MaxSubscriptions: cfg.Limits.SubscriptionsPerClient,
+		ConnectsPerIP:    ratelimit.New(cfg.Limits.MQTTConnectsPerMinutePerIP),
 		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
 		ConnectTimeout:   cfg.MQTT.ConnectTimeout,
 	}, log)

@@ -51,8 +51,53 @@ type Hook struct {
 	connack    Connacker
 	log        *slog.Logger
 
+	refusals logThrottle
+
 	mu     sync.Mutex
 	expiry map[*mqtt.Client]*time.Timer // ends each connection when its token expires
+}
+
+// refusalLogsPerSecond bounds the "mqtt connect refused" lines: each is about 250 bytes, and
+// anyone can send failing CONNECTs as fast as the network allows.
+const refusalLogsPerSecond = 10
+
+// logThrottle lets through at most refusalLogsPerSecond lines a second, over all clients, and
+// counts the ones it holds back so that the next line says how many.
+type logThrottle struct {
+	mu         sync.Mutex
+	second     int64
+	n          int
+	suppressed int
+}
+
+// allow reports whether a line may be written at now, and how many were suppressed since the
+// last one written.
+func (t *logThrottle) allow(now time.Time) (bool, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := now.Unix(); s != t.second {
+		t.second, t.n = s, 0
+	}
+	if t.n >= refusalLogsPerSecond {
+		t.suppressed++
+		return false, 0
+	}
+	t.n++
+	held := t.suppressed
+	t.suppressed = 0
+	return true, held
+}
+
+// refused logs a refused CONNECT, throttled.
+func (h *Hook) refused(level slog.Level, msg string, args ...any) {
+	ok, held := h.refusals.allow(time.Now())
+	if !ok {
+		return
+	}
+	if held > 0 {
+		args = append(args, "suppressed", held)
+	}
+	h.log.Log(context.Background(), level, msg, args...)
 }
 
 // New returns the hook. clients is the broker's client list, to keep client ids owned by the
@@ -89,7 +134,7 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	topic := pk.Connect.WillTopic
 	_, name, terr := channel.FromTopic(topic)
 	if terr == nil && isConversation(name) || !h.allowed(cl, id, topic, true) {
-		h.log.Info("mqtt connect refused: will not allowed", "client", cl.ID, "identity", id.String(), "topic", topic, "retain", pk.Connect.WillRetain, "remote", cl.Net.Remote)
+		h.refused(slog.LevelInfo, "mqtt connect refused: will not allowed", "client", cl.ID, "identity", id.String(), "topic", topic, "retain", pk.Connect.WillRetain, "remote", cl.Net.Remote)
 		// SendConnack maps 0x87 to 3.1.1's return code 5, not authorised.
 		_ = h.connack(cl, packets.ErrNotAuthorized, false, nil)
 		return packets.ErrNotAuthorized
@@ -109,12 +154,12 @@ func isConversation(name string) bool {
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	id, expires, err := h.verifier.VerifyExpiry(string(pk.Connect.Password))
 	if err != nil {
-		h.log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", err.Error())
+		h.refused(slog.LevelInfo, "mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", err.Error())
 		return false
 	}
 	if existing, known := h.clients.Get(cl.ID); known {
 		if owner, ok := auth.ParseKey(string(existing.Properties.Username)); !ok || owner != id {
-			h.log.Warn("mqtt connect refused: client id held by another identity", "client", cl.ID, "identity", id.String(), "remote", cl.Net.Remote)
+			h.refused(slog.LevelWarn, "mqtt connect refused: client id held by another identity", "client", cl.ID, "identity", id.String(), "remote", cl.Net.Remote)
 			return false
 		}
 	}
