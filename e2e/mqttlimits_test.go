@@ -271,3 +271,27 @@ func TestMQTTConnectFloods(t *testing.T) {
 		t.Errorf("a 6th attempt in a minute got a CONNACK (%d), want the socket closed", code)
 	}
 }
+
+// TestMQTTRetainedACL: a retained publish passes the publish ACL like any other, so a client of
+// another organisation retains nothing there for later subscribers to receive.
+func TestMQTTRetainedACL(t *testing.T) {
+	e := start(t)
+	b, _, err := dialV5(t, e, token(t, auth.Service, "other", "b1"), "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, topic := range []string{"orgs/shop/service/v1", "orgs/shop/conversations/c1"} {
+		pr, err := b.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: []byte(`{"content":"forged"}`)})
+		if pr == nil {
+			t.Fatalf("retained publish to %s: no PUBACK: %v", topic, err)
+		}
+		if pr.ReasonCode != 0x87 {
+			t.Errorf("retained publish to %s: 0x%x, want 0x87", topic, pr.ReasonCode)
+		}
+	}
+	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
+	m.mustSubscribe("orgs/shop/service/+")
+	m.none(300 * time.Millisecond)
+}
