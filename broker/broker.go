@@ -56,8 +56,18 @@ type Config struct {
 	TLS *tls.Config
 	// MaxConnsPerIP bounds open connections per client address (0: no limit).
 	MaxConnsPerIP int
+	// ConnectsPerIP bounds the sockets (CONNECT attempts) an address opens per minute (nil: no
+	// limit): each failed CONNECT costs a token check and a log line.
+	ConnectsPerIP *ratelimit.Limiter
 	// MaxSubscriptions bounds the subscriptions of one client.
 	MaxSubscriptions int
+	// MaxPacketSize bounds an MQTT packet, fixed header included (0: no limit). mochi
+	// allocates a packet's buffer from the length its header announces, so without it a
+	// 5-byte header makes the server allocate up to 256 MB.
+	MaxPacketSize int
+	// ConnectTimeout is how long a socket may take to send its CONNECT (TLS handshake
+	// included) before it is closed (0: no limit).
+	ConnectTimeout time.Duration
 }
 
 // Broker is the embedded MQTT broker.
@@ -73,6 +83,9 @@ type Broker struct {
 	inlineIDs atomic.Int64
 
 	counters counters
+	// conns counts the sockets of each address, from accept (so before their CONNECT) to
+	// their end.
+	conns *ratelimit.Counter
 }
 
 // New returns a broker; add hooks, then Start it.
@@ -86,12 +99,13 @@ func New(cfg Config, log *slog.Logger) *Broker {
 	// with a maximum of 0 (CONNACK then has none, which means 0), a publish that uses one ends
 	// with 0x94 topic alias invalid.
 	caps.TopicAliasMaximum = 0
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize) // checked on the fixed header, before the packet's buffer is allocated
 	log = log.With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log,
 		// Every client keeps its read buffer for life; clients send small packets (acks,
 		// pings, commands), and a larger one is read past the buffer.
 		ClientNetReadBufferSize: readBufferSize})
-	return &Broker{srv: srv, cfg: cfg, log: log}
+	return &Broker{srv: srv, cfg: cfg, log: log, conns: ratelimit.NewCounter(cfg.MaxConnsPerIP)}
 }
 
 // Server returns the mochi server, for hooks that need to look clients up.
@@ -108,7 +122,7 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 // Start opens the session store, listens on the configured address and serves. Hooks added
 // before Start run before the broker's own (drop accounting, session storage).
 func (b *Broker) Start() error {
-	limits := &limitHook{conns: ratelimit.NewCounter(b.cfg.MaxConnsPerIP), maxSubs: b.cfg.MaxSubscriptions, sendConnack: b.srv.SendConnack}
+	limits := &limitHook{maxSubs: b.cfg.MaxSubscriptions, maxPacket: uint32(b.cfg.MaxPacketSize)}
 	drops := &dropHook{b: b, disconnect: b.srv.DisconnectClient}
 	hooks := []mqtt.Hook{&wireFixes{}, drops, &resendOrder{clients: b.srv.Clients}, limits, &statsHook{c: &b.counters}}
 	for _, h := range hooks {
@@ -134,7 +148,7 @@ func (b *Broker) Start() error {
 		ln = tls.NewListener(ln, b.cfg.TLS)
 	}
 	b.ln = ln
-	tcp := &tcpListener{ln: ln, closeClients: b.closeClients, conns: map[net.Conn]struct{}{}}
+	tcp := &tcpListener{ln: ln, serve: b.serve, closeClients: b.closeClients, conns: map[net.Conn]struct{}{}}
 	for _, l := range []listeners.Listener{tcp, handedOver{b.closeClients}} {
 		if err := b.srv.AddListener(l); err != nil {
 			ln.Close()
@@ -154,7 +168,46 @@ func (b *Broker) ServeConn(conn net.Conn) error {
 	if !b.running.Load() {
 		return errors.New("broker not running")
 	}
-	return b.srv.EstablishConnection(ListenerWebsocket, conn)
+	return b.serve(ListenerWebsocket, conn, b.srv.EstablishConnection)
+}
+
+// Errors that end a socket at once, before its CONNECT is read.
+var (
+	errTooManyConns    = errors.New("too many MQTT connections from this address (limits.connections_per_ip)")
+	errTooManyConnects = errors.New("too many MQTT connection attempts from this address (limits.mqtt_connects_per_minute_per_ip)")
+)
+
+// serve admits one socket: within its address's rate of attempts, it takes a slot of its address for its whole life, CONNECT
+// included, so that sockets which never send one cannot pile up past the limit; and it gives
+// the socket until ConnectTimeout to send its CONNECT (mochi then replaces the deadline with
+// the client's keep-alive).
+func (b *Broker) serve(listener string, conn net.Conn, establish listeners.EstablishFn) error {
+	ip := hostOf(conn.RemoteAddr().String())
+	if !b.cfg.ConnectsPerIP.Allow(ip, time.Now()) {
+		conn.Close()
+		return errTooManyConnects
+	}
+	if !b.conns.Acquire(ip) {
+		conn.Close()
+		return errTooManyConns
+	}
+	defer b.conns.Release(ip)
+	if b.cfg.ConnectTimeout > 0 {
+		if err := conn.SetDeadline(time.Now().Add(b.cfg.ConnectTimeout)); err != nil {
+			conn.Close()
+			return fmt.Errorf("set the CONNECT deadline: %w", err)
+		}
+	}
+	return establish(listener, conn)
+}
+
+// hostOf is the address part of host:port.
+func hostOf(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
 }
 
 // handedOver is the listener of connections passed to ServeConn: it accepts nothing itself,
@@ -175,6 +228,7 @@ func (h handedOver) Close(listeners.CloseFn)   { h.closeClients(ListenerWebsocke
 // Close.
 type tcpListener struct {
 	ln           net.Listener
+	serve        func(listener string, conn net.Conn, establish listeners.EstablishFn) error
 	closeClients func(listener string)
 	log          *slog.Logger
 
@@ -206,7 +260,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 		l.mu.Unlock()
 		go func() {
 			defer l.active.Done()
-			if err := establish(ListenerTCP, conn); err != nil {
+			if err := l.serve(ListenerTCP, conn, establish); err != nil {
 				l.log.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "error", err)
 			}
 			l.mu.Lock()

@@ -1,12 +1,8 @@
 package broker
 
 import (
-	"net"
-
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-
-	"github.com/convead/chat-server/ratelimit"
 )
 
 // overLimitFilter replaces a subscription beyond the per-client limit: being an invalid filter,
@@ -14,56 +10,28 @@ import (
 // while granting the others of the same packet.
 const overLimitFilter = "#/too-many-subscriptions"
 
-// limitHook bounds MQTT connections per IP address and subscriptions per client.
+// limitHook bounds subscriptions per client and advertises the maximum packet size.
+// Connections per address are counted per socket (Broker.serve), from before their CONNECT.
 type limitHook struct {
 	mqtt.HookBase
-	conns       *ratelimit.Counter
-	maxSubs     int
-	sendConnack func(cl *mqtt.Client, code packets.Code, present bool, props *packets.Properties) error
+	maxSubs   int
+	maxPacket uint32
 }
 
 func (h *limitHook) ID() string { return "chat-limits" }
 
 func (h *limitHook) Provides(b byte) bool {
-	switch b {
-	case mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribe:
-		return true
-	}
-	return false
+	return b == mqtt.OnSubscribe || b == mqtt.OnPacketEncode
 }
 
-func remoteIP(cl *mqtt.Client) string {
-	host, _, err := net.SplitHostPort(cl.Net.Remote)
-	if err != nil {
-		return cl.Net.Remote
+// OnPacketEncode tells MQTT 5 clients the maximum packet size in CONNACK (mochi enforces it
+// but does not advertise it), so that a well-behaved client does not get disconnected for a
+// packet it could have known was too large. 3.1.1 CONNACKs carry no properties.
+func (h *limitHook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && h.maxPacket > 0 {
+		pk.Properties.MaximumPacketSize = h.maxPacket
 	}
-	return host
-}
-
-// OnConnect refuses a connection from an address that holds its maximum already. The slot is
-// taken once the session is established (a refused login must not hold one).
-func (h *limitHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
-	if h.conns.Full(remoteIP(cl)) {
-		code := packets.ErrServerUnavailable // MQTT 3.1.1 has no "quota exceeded"
-		if cl.Properties.ProtocolVersion == 5 {
-			code = packets.ErrQuotaExceeded
-		}
-		_ = h.sendConnack(cl, code, false, nil)
-		return code
-	}
-	return nil
-}
-
-func (h *limitHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	if !cl.Net.Inline {
-		h.conns.Acquire(remoteIP(cl))
-	}
-}
-
-func (h *limitHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if !cl.Net.Inline {
-		h.conns.Release(remoteIP(cl))
-	}
+	return pk
 }
 
 // OnSubscribe refuses the filters of a packet that would take the client past its limit.

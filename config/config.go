@@ -63,11 +63,13 @@ type Metrics struct {
 
 // MQTT configures the embedded broker's TCP listener.
 type MQTT struct {
-	Addr           string `yaml:"addr"`
-	QueuePerClient int    `yaml:"queue_per_client"`
-	WSPath         string `yaml:"ws_path"`
-	TLSCertFile    string `yaml:"tls_cert_file"`
-	TLSKeyFile     string `yaml:"tls_key_file"`
+	Addr           string        `yaml:"addr"`
+	QueuePerClient int           `yaml:"queue_per_client"`
+	WSPath         string        `yaml:"ws_path"`
+	TLSCertFile    string        `yaml:"tls_cert_file"`
+	TLSKeyFile     string        `yaml:"tls_key_file"`
+	MaxPacketSize  int           `yaml:"max_packet_size"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // Faye configures the Bayeux endpoint.
@@ -124,12 +126,13 @@ type Limits struct {
 	ChannelsPerClient int `yaml:"channels_per_client"`
 	QueuePerClient    int `yaml:"queue_per_client"`
 
-	SubscriptionsPerClient   int `yaml:"subscriptions_per_client"`
-	ConnectionsPerIP         int `yaml:"connections_per_ip"`
-	OpensPerMinutePerVisitor int `yaml:"opens_per_minute_per_visitor"`
-	OpensPerMinutePerIP      int `yaml:"opens_per_minute_per_ip"`
-	PostsPerMinute           int `yaml:"posts_per_minute"`
-	HandshakesPerMinutePerIP int `yaml:"handshakes_per_minute_per_ip"`
+	SubscriptionsPerClient     int `yaml:"subscriptions_per_client"`
+	ConnectionsPerIP           int `yaml:"connections_per_ip"`
+	OpensPerMinutePerVisitor   int `yaml:"opens_per_minute_per_visitor"`
+	OpensPerMinutePerIP        int `yaml:"opens_per_minute_per_ip"`
+	PostsPerMinute             int `yaml:"posts_per_minute"`
+	HandshakesPerMinutePerIP   int `yaml:"handshakes_per_minute_per_ip"`
+	MQTTConnectsPerMinutePerIP int `yaml:"mqtt_connects_per_minute_per_ip"`
 }
 
 // Web configures the manager console and the visitor demo page served at /console and /demo.
@@ -322,6 +325,8 @@ func (c *Config) Validate() error {
 	check((c.MQTT.TLSCertFile == "") == (c.MQTT.TLSKeyFile == ""), "mqtt.tls_cert_file", "set both mqtt.tls_cert_file and mqtt.tls_key_file, or neither")
 	check(c.MQTT.WSPath == "" || (strings.HasPrefix(c.MQTT.WSPath, "/") && c.MQTT.WSPath != c.Faye.Mount), "mqtt.ws_path", "must be a path such as /mqtt, other than faye.mount, or empty, got %q", c.MQTT.WSPath)
 	check(c.MQTT.QueuePerClient > 0, "mqtt.queue_per_client", "must be positive, got %d", c.MQTT.QueuePerClient)
+	check(c.MQTT.MaxPacketSize >= 128 && c.MQTT.MaxPacketSize <= 268435460, "mqtt.max_packet_size", "must be between 128 bytes and MQTT's 268435460, got %d", c.MQTT.MaxPacketSize)
+	check(c.MQTT.ConnectTimeout > 0, "mqtt.connect_timeout", "must be positive, got %s", c.MQTT.ConnectTimeout)
 	check(c.Debug.PprofAddr == "" || loopback(c.Debug.PprofAddr), "debug.pprof_addr", "must be a loopback address such as 127.0.0.1:6060, or empty, got %q", c.Debug.PprofAddr)
 	check(c.Mongo.URI == "" || c.Mongo.Database != "", "mongo.database", "must be set with mongo.uri")
 	check(c.Mongo.Timeout > 0, "mongo.timeout", "must be positive")
@@ -344,7 +349,7 @@ func (c *Config) Validate() error {
 	for key, v := range map[string]int{
 		"limits.connections_per_ip": c.Limits.ConnectionsPerIP, "limits.opens_per_minute_per_visitor": c.Limits.OpensPerMinutePerVisitor,
 		"limits.opens_per_minute_per_ip": c.Limits.OpensPerMinutePerIP, "limits.posts_per_minute": c.Limits.PostsPerMinute,
-		"limits.handshakes_per_minute_per_ip": c.Limits.HandshakesPerMinutePerIP,
+		"limits.handshakes_per_minute_per_ip": c.Limits.HandshakesPerMinutePerIP, "limits.mqtt_connects_per_minute_per_ip": c.Limits.MQTTConnectsPerMinutePerIP,
 	} {
 		check(v >= 0, key, "must be 0 (off) or more, got %d", v)
 	}

@@ -34,7 +34,7 @@ func BenchmarkCluster(b *testing.B) {
 		return start(b, func(c *config.Config) {
 			c.Mongo.URI, c.Mongo.Database = uri, db
 			c.Cluster.NATSURL, c.Cluster.NodeName = nats.url(), name
-			c.Limits.ConnectionsPerIP = 0
+			c.Limits.ConnectionsPerIP, c.Limits.MQTTConnectsPerMinutePerIP = 0, 0
 		})
 	}
 	n1, n2 := node("node-1"), node("node-2")

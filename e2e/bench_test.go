@@ -20,7 +20,7 @@ import (
 func BenchmarkRESTPostMessage(b *testing.B) {
 	// Load from one address and a few senders: the rate limits are raised, as load tests do.
 	e := start(b, func(c *config.Config) {
-		c.Limits.PostsPerMinute, c.Limits.OpensPerMinutePerIP, c.Limits.ConnectionsPerIP = 0, 0, 0
+		c.Limits.PostsPerMinute, c.Limits.OpensPerMinutePerIP, c.Limits.ConnectionsPerIP, c.Limits.MQTTConnectsPerMinutePerIP = 0, 0, 0, 0
 	})
 	mTok := token(b, auth.Manager, "shop", "m1")
 	const visitors = 64

@@ -42,7 +42,7 @@ func TestSoak(t *testing.T) {
 	}
 	e := start(t, func(c *config.Config) {
 		c.Limits.PostsPerMinute, c.Limits.OpensPerMinutePerIP, c.Limits.OpensPerMinutePerVisitor = 0, 0, 0
-		c.Limits.HandshakesPerMinutePerIP, c.Limits.ConnectionsPerIP = 0, 0
+		c.Limits.HandshakesPerMinutePerIP, c.Limits.ConnectionsPerIP, c.Limits.MQTTConnectsPerMinutePerIP = 0, 0, 0
 		c.Faye.Timeout, c.Faye.Ping, c.Faye.IdleTimeout = 20*time.Second, 5*time.Second, 30*time.Second
 	})
 	runtime.GC()

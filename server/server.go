@@ -105,6 +105,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		TLS:              tlsConfig,
 		MaxConnsPerIP:    cfg.Limits.ConnectionsPerIP,
 		MaxSubscriptions: cfg.Limits.SubscriptionsPerClient,
+		ConnectsPerIP:    ratelimit.New(cfg.Limits.MQTTConnectsPerMinutePerIP),
+		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
+		ConnectTimeout:   cfg.MQTT.ConnectTimeout,
 	}, log)
 	svc := chat.New(st, b, onDuty, chat.Config{
 		MaxMessagesCount:         cfg.API.MaxMessagesCount,
@@ -118,7 +121,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
-	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, log.With("component", "mqtt-auth"))
+	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, b.Server().SendConnack, log.With("component", "mqtt-auth"))
 	hooks := []mqtt.Hook{authHook, duty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
 	var clusterHook *clusterhook.Hook
 	if node != nil {

@@ -28,7 +28,7 @@ func startServer(t *testing.T) *options {
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Addr, cfg.MQTT.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Auth.JWTSecret = testSecret
-	cfg.Limits.ConnectionsPerIP, cfg.Limits.HandshakesPerMinutePerIP = 0, 0
+	cfg.Limits.ConnectionsPerIP, cfg.Limits.HandshakesPerMinutePerIP, cfg.Limits.MQTTConnectsPerMinutePerIP = 0, 0, 0
 	cfg.Limits.PostsPerMinute, cfg.Limits.OpensPerMinutePerIP = 0, 0
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

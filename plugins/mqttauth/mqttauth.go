@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,10 @@ type ACL interface {
 // Disconnector ends a client's connection with a reason (the broker's DisconnectClient).
 type Disconnector func(cl *mqtt.Client, code packets.Code) error
 
+// Connacker answers a CONNECT (the broker's SendConnack): a hook that refuses in OnConnect
+// sends its own CONNACK, with the reason code that fits.
+type Connacker func(cl *mqtt.Client, code packets.Code, present bool, props *packets.Properties) error
+
 // Hook is the authentication and ACL hook.
 type Hook struct {
 	mqtt.HookBase
@@ -43,16 +48,63 @@ type Hook struct {
 	acl        ACL
 	clients    *mqtt.Clients
 	disconnect Disconnector
+	connack    Connacker
 	log        *slog.Logger
+
+	refusals logThrottle
 
 	mu     sync.Mutex
 	expiry map[*mqtt.Client]*time.Timer // ends each connection when its token expires
 }
 
+// refusalLogsPerSecond bounds the "mqtt connect refused" lines: each is about 250 bytes, and
+// anyone can send failing CONNECTs as fast as the network allows.
+const refusalLogsPerSecond = 10
+
+// logThrottle lets through at most refusalLogsPerSecond lines a second, over all clients, and
+// counts the ones it holds back so that the next line says how many.
+type logThrottle struct {
+	mu         sync.Mutex
+	second     int64
+	n          int
+	suppressed int
+}
+
+// allow reports whether a line may be written at now, and how many were suppressed since the
+// last one written.
+func (t *logThrottle) allow(now time.Time) (bool, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := now.Unix(); s != t.second {
+		t.second, t.n = s, 0
+	}
+	if t.n >= refusalLogsPerSecond {
+		t.suppressed++
+		return false, 0
+	}
+	t.n++
+	held := t.suppressed
+	t.suppressed = 0
+	return true, held
+}
+
+// refused logs a refused CONNECT, throttled.
+func (h *Hook) refused(level slog.Level, msg string, args ...any) {
+	ok, held := h.refusals.allow(time.Now())
+	if !ok {
+		return
+	}
+	if held > 0 {
+		args = append(args, "suppressed", held)
+	}
+	h.log.Log(context.Background(), level, msg, args...)
+}
+
 // New returns the hook. clients is the broker's client list, to keep client ids owned by the
-// identity that holds them; disconnect ends connections whose token expired.
-func New(v Verifier, acl ACL, clients *mqtt.Clients, disconnect Disconnector, log *slog.Logger) *Hook {
-	return &Hook{verifier: v, acl: acl, clients: clients, disconnect: disconnect, log: log, expiry: map[*mqtt.Client]*time.Timer{}}
+// identity that holds them; disconnect ends connections whose token expired; connack refuses a
+// CONNECT whose will the identity may not publish.
+func New(v Verifier, acl ACL, clients *mqtt.Clients, disconnect Disconnector, connack Connacker, log *slog.Logger) *Hook {
+	return &Hook{verifier: v, acl: acl, clients: clients, disconnect: disconnect, connack: connack, log: log, expiry: map[*mqtt.Client]*time.Timer{}}
 }
 
 // ID implements mqtt.Hook.
@@ -60,7 +112,40 @@ func (h *Hook) ID() string { return "chat-auth" }
 
 // Provides implements mqtt.Hook.
 func (h *Hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect}, []byte{b})
+}
+
+// OnConnect refuses a CONNECT whose will (last-will message) its identity may not publish.
+// mochi publishes a will, retained if asked, when the socket drops, without the publish ACL:
+// unchecked, a client of one organisation could post into (and retain on) another's
+// conversations. So a will is checked here exactly like a publish by that identity, and a
+// conversation topic never takes one (a will there would be a chat message nobody wrote).
+// The check runs before OnConnectAuthenticate, which sets the identity, so it verifies the
+// token itself; only CONNECTs with a will pay for that, and a bad token is left to
+// OnConnectAuthenticate to refuse.
+func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if !pk.Connect.WillFlag {
+		return nil
+	}
+	id, _, err := h.verifier.VerifyExpiry(string(pk.Connect.Password))
+	if err != nil {
+		return nil
+	}
+	topic := pk.Connect.WillTopic
+	_, name, terr := channel.FromTopic(topic)
+	if terr == nil && isConversation(name) || !h.allowed(cl, id, topic, true) {
+		h.refused(slog.LevelInfo, "mqtt connect refused: will not allowed", "client", cl.ID, "identity", id.String(), "topic", topic, "retain", pk.Connect.WillRetain, "remote", cl.Net.Remote)
+		// SendConnack maps 0x87 to 3.1.1's return code 5, not authorised.
+		_ = h.connack(cl, packets.ErrNotAuthorized, false, nil)
+		return packets.ErrNotAuthorized
+	}
+	return nil
+}
+
+// isConversation reports whether a channel name is under /conversations (a prefix test, not
+// Classify: a malformed id there must be refused too).
+func isConversation(name string) bool {
+	return name == "/conversations" || strings.HasPrefix(name, "/conversations/")
 }
 
 // OnConnectAuthenticate accepts a client whose password is a valid token. A client id the
@@ -69,13 +154,12 @@ func (h *Hook) Provides(b byte) bool {
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	id, expires, err := h.verifier.VerifyExpiry(string(pk.Connect.Password))
 	if err != nil {
-		// The verifier logs the reason at info, rate-limited; this line adds the connection.
-		h.log.Debug("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", err.Error())
+		h.refused(slog.LevelInfo, "mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", err.Error())
 		return false
 	}
 	if existing, known := h.clients.Get(cl.ID); known {
 		if owner, ok := auth.ParseKey(string(existing.Properties.Username)); !ok || owner != id {
-			h.log.Warn("mqtt connect refused: client id held by another identity", "client", cl.ID, "identity", id.String(), "remote", cl.Net.Remote)
+			h.refused(slog.LevelWarn, "mqtt connect refused: client id held by another identity", "client", cl.ID, "identity", id.String(), "remote", cl.Net.Remote)
 			return false
 		}
 	}
@@ -105,6 +189,11 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !ok {
 		return false
 	}
+	return h.allowed(cl, id, topic, write)
+}
+
+// allowed decides a subscribe (write false) or publish of identity id on topic.
+func (h *Hook) allowed(cl *mqtt.Client, id auth.Identity, topic string, write bool) bool {
 	org, name, err := channel.FromTopic(topic)
 	if err != nil || org != id.Org {
 		return false

@@ -74,7 +74,7 @@ func newHook() (*Hook, *acl, *mqtt.Clients, *disconnects) {
 	a := &acl{sub: map[string]bool{"/service/v1": true}, pub: map[string]bool{"/conversations/c/typing": true}}
 	clients := mqtt.NewClients()
 	d := &disconnects{got: map[string]packets.Code{}}
-	return New(auth.NewVerifier(auth.Config{Secret: secret}), a, clients, d.disconnect, slog.New(slog.NewTextHandler(io.Discard, nil))), a, clients, d
+	return New(auth.NewVerifier(auth.Config{Secret: secret}), a, clients, d.disconnect, func(*mqtt.Client, packets.Code, bool, *packets.Properties) error { return nil }, slog.New(slog.NewTextHandler(io.Discard, nil))), a, clients, d
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -191,5 +191,58 @@ func TestACLCheck(t *testing.T) {
 	}
 	if h.OnACLCheck(&mqtt.Client{ID: "stranger"}, "orgs/O/service/v1", false) {
 		t.Error("an unauthenticated client passed the ACL")
+	}
+}
+
+func TestWillCheckedAtConnect(t *testing.T) {
+	h, a, _, _ := newHook()
+	a.pub["/notifications/v1"] = true
+	var acked []packets.Code
+	h.connack = func(_ *mqtt.Client, code packets.Code, _ bool, _ *packets.Properties) error {
+		acked = append(acked, code)
+		return nil
+	}
+	will := func(tok, topic string) packets.Packet {
+		pk := connect(tok)
+		pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillRetain = true, topic, true
+		return pk
+	}
+	tok := tokenFor(t, auth.Visitor, "v1")
+	for _, topic := range []string{
+		"orgs/O/conversations/c/typing", // the ACL allows a publish there, but a conversation never takes a will
+		"orgs/O/conversations/c",
+		"orgs/A/notifications/v1", // another organisation
+		"orgs/O/service/v2",       // refused by the ACL
+		"$SYS/x",
+	} {
+		acked = nil
+		if err := h.OnConnect(&mqtt.Client{ID: "w"}, will(tok, topic)); !errors.Is(err, packets.ErrNotAuthorized) || len(acked) != 1 || acked[0] != packets.ErrNotAuthorized {
+			t.Errorf("will on %s: %v, CONNACK %v; want refused 0x87", topic, err, acked)
+		}
+	}
+	acked = nil
+	if err := h.OnConnect(&mqtt.Client{ID: "w"}, will(tok, "orgs/O/notifications/v1")); err != nil || len(acked) != 0 {
+		t.Errorf("a will the identity may publish: %v, CONNACK %v", err, acked)
+	}
+	if err := h.OnConnect(&mqtt.Client{ID: "w"}, will("garbage", "orgs/O/conversations/c")); err != nil {
+		t.Errorf("a bad token is left to OnConnectAuthenticate, got %v", err)
+	}
+}
+
+func TestRefusalLogThrottle(t *testing.T) {
+	var th logThrottle
+	now := time.Unix(1000, 0)
+	for i := 0; i < refusalLogsPerSecond; i++ {
+		if ok, _ := th.allow(now); !ok {
+			t.Fatalf("line %d within the second refused", i)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		if ok, _ := th.allow(now); ok {
+			t.Fatal("a line past the limit was allowed")
+		}
+	}
+	if ok, held := th.allow(now.Add(time.Second)); !ok || held != 5 {
+		t.Fatalf("next second: %v, suppressed %d; want true, 5", ok, held)
 	}
 }
