@@ -34,8 +34,11 @@ type Presence interface {
 
 // Config holds the limits the rules need.
 type Config struct {
-	// MaxMessagesCount is the history page size when none is asked, and the largest page.
+	// MaxMessagesCount is the history page size when none is asked.
 	MaxMessagesCount int
+	// MessagesCountLimit is the largest page: a larger count is clamped to it. Below
+	// MaxMessagesCount (0 included) it is MaxMessagesCount.
+	MessagesCountLimit int
 	// ContentChars is the longest message content, in characters.
 	ContentChars int
 	// OpensPerMinutePerVisitor and PostsPerMinute bound how often a visitor's conversation is
@@ -353,8 +356,12 @@ func (s *Service) History(ctx context.Context, id auth.Identity, convID string, 
 	switch {
 	case limit < 0:
 		return nil, Invalid("invalid_count", "count must be positive")
-	case limit == 0, limit > s.cfg.MaxMessagesCount:
+	case limit == 0:
 		limit = s.cfg.MaxMessagesCount
+	default:
+		// Clamped, not refused, as a count above the page size always was: old clients that
+		// ask for "a lot" keep working.
+		limit = min(limit, max(s.cfg.MessagesCountLimit, s.cfg.MaxMessagesCount))
 	}
 	if q.SinceID != "" && q.AfterID != "" {
 		return nil, Invalid("invalid_params", "give since_id or after_id, not both")

@@ -373,6 +373,35 @@ func TestHistory(t *testing.T) {
 	}
 }
 
+// TestHistoryCountLimit: max_messages_count is only the default page; a count above it is
+// honoured up to the limit, and clamped there.
+func TestHistoryCountLimit(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.MessagesCountLimit = 8
+	f.duty.Join("O", "m1", "h")
+	c := f.open(t, visitor("v1"), "v1")
+	for i := 1; i <= 10; i++ {
+		f.post(t, visitor("v1"), c.ID, fmt.Sprint("m", i))
+	}
+	cases := []struct {
+		name  string
+		count int
+		want  int
+	}{
+		{"no count is the default", 0, 5},
+		{"below the default", 3, 3},
+		{"above the default", 7, 7},
+		{"at the limit", 8, 8},
+		{"above the limit is clamped", 50, 8},
+	}
+	for _, tc := range cases {
+		got, err := f.svc.History(context.Background(), visitor("v1"), c.ID, HistoryQuery{Count: tc.count})
+		if err != nil || len(got) != tc.want {
+			t.Errorf("%s: count=%d returned %d messages, %v; want %d", tc.name, tc.count, len(got), err, tc.want)
+		}
+	}
+}
+
 // TestCatchUpWhilePosting is the client's recipe under load: visitor and manager post
 // concurrently while a reader catches up with after_id from the last id it saw; it must see
 // every message exactly once, in order.
