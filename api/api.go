@@ -245,9 +245,13 @@ func (h *handlers) openConversation(c *fiber.Ctx) error {
 
 func (h *handlers) postMessage(c *fiber.Ctx) error {
 	r := h.read(c)
-	content, cmid := r.str("content"), r.str("client_message_id")
+	cmid := r.str("client_message_id")
 	if r.err != nil {
 		return r.err
+	}
+	content, err := chat.ContentOf(r.p["content"])
+	if err != nil {
+		return err
 	}
 	m, isNew, err := h.svc.PostMessage(c.UserContext(), r.id, c.Params("conversation_id"), content, cmid)
 	return reply(c, created(isNew), "message", m, err)

@@ -4,6 +4,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -260,6 +261,20 @@ func (s *Service) chooseManager(ctx context.Context, org string) (string, error)
 		return "", storeErr(err, nil)
 	}
 	return "", newErr(KindOffline, "chat_offline", "%s", msg)
+}
+
+// ContentOf reads the raw JSON `content` of a post, the same for every door. Absent is "",
+// which PostMessage refuses as empty; any non-string (a number, an object, null…) is refused
+// here, so that what a client sent is never stored as something else.
+func ContentOf(raw json.RawMessage) (string, error) {
+	if raw == nil {
+		return "", nil
+	}
+	var s string
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '"' || json.Unmarshal(t, &s) != nil {
+		return "", Invalid("invalid_content", "content must be a JSON string")
+	}
+	return s, nil
 }
 
 // validateContent checks a message body: non-blank, valid UTF-8, at most limit characters.

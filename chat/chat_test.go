@@ -373,6 +373,34 @@ func TestHistory(t *testing.T) {
 	}
 }
 
+func TestContentOf(t *testing.T) {
+	cases := []struct {
+		raw  string
+		want string
+		err  string
+	}{
+		{`"hi"`, "hi", ""},
+		{` "spaced" `, "spaced", ""},
+		{`"42"`, "42", ""},
+		{`42`, "", "invalid_content"},
+		{`4.2e1`, "", "invalid_content"},
+		{`{"a":1}`, "", "invalid_content"},
+		{`["hi"]`, "", "invalid_content"},
+		{`true`, "", "invalid_content"},
+		{`null`, "", "invalid_content"},
+		{``, "", "invalid_content"},
+	}
+	for _, tc := range cases {
+		got, err := ContentOf(json.RawMessage(tc.raw))
+		if got != tc.want || code(err) != tc.err {
+			t.Errorf("ContentOf(%s) = %q, %v; want %q, %q", tc.raw, got, err, tc.want, tc.err)
+		}
+	}
+	if got, err := ContentOf(nil); got != "" || err != nil {
+		t.Errorf("ContentOf(absent) = %q, %v; want \"\" for PostMessage to refuse", got, err)
+	}
+}
+
 // TestHistoryCountLimit: max_messages_count is only the default page; a count above it is
 // honoured up to the limit, and clamped there.
 func TestHistoryCountLimit(t *testing.T) {
