@@ -206,6 +206,15 @@ func (r *reader) int(key string) int {
 	return n
 }
 
+func (r *reader) seq(key string) *uint64 {
+	if r.err != nil {
+		return nil
+	}
+	n, err := r.p.Seq(key)
+	r.err = err
+	return n
+}
+
 func (r *reader) object(key string) json.RawMessage {
 	if r.err != nil {
 		return nil
@@ -259,7 +268,8 @@ func (h *handlers) postMessage(c *fiber.Ctx) error {
 
 func (h *handlers) history(c *fiber.Ctx) error {
 	r := h.read(c)
-	q := chat.HistoryQuery{Count: r.int("count"), SinceID: r.str("since_id"), AfterID: r.str("after_id")}
+	q := chat.HistoryQuery{Count: r.int("count"), SinceID: r.str("since_id"), AfterID: r.str("after_id"),
+		SinceSeq: r.seq("since_seq"), AfterSeq: r.seq("after_seq")}
 	if r.err != nil {
 		return r.err
 	}

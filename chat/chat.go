@@ -349,11 +349,14 @@ func (s *Service) PostMessage(ctx context.Context, id auth.Identity, convID, con
 }
 
 // HistoryQuery is a history request: Count messages (0 = the configured default) from SinceID
-// (inclusive, newest first), or after AfterID (exclusive, oldest first), or the newest.
+// or SinceSeq (inclusive, newest first), or after AfterID or AfterSeq (exclusive, oldest
+// first), or the newest. A nil Seq is absent: AfterSeq 0 is meaningful (from the first).
 type HistoryQuery struct {
-	Count   int
-	SinceID string
-	AfterID string
+	Count    int
+	SinceID  string
+	AfterID  string
+	SinceSeq *uint64
+	AfterSeq *uint64
 }
 
 // History returns messages of the conversation's visitor across all its conversations in the
@@ -378,10 +381,25 @@ func (s *Service) History(ctx context.Context, id auth.Identity, convID string, 
 		// ask for "a lot" keep working.
 		limit = min(limit, max(s.cfg.MessagesCountLimit, s.cfg.MaxMessagesCount))
 	}
-	if q.SinceID != "" && q.AfterID != "" {
-		return nil, Invalid("invalid_params", "give since_id or after_id, not both")
+	given := 0
+	for _, ok := range []bool{q.SinceID != "", q.AfterID != "", q.SinceSeq != nil, q.AfterSeq != nil} {
+		if ok {
+			given++
+		}
+	}
+	if given > 1 {
+		return nil, Invalid("invalid_params", "give at most one of since_id, after_id, since_seq, after_seq")
 	}
 	sq := store.HistoryQuery{Limit: limit}
+	switch {
+	case q.SinceSeq != nil && *q.SinceSeq == 0:
+		// Seq starts at 1, and From 0 would silently mean "the newest".
+		return nil, Invalid("invalid_since_seq", "since_seq must be 1 or more")
+	case q.SinceSeq != nil:
+		sq.From = *q.SinceSeq
+	case q.AfterSeq != nil:
+		sq.Forward, sq.After = true, *q.AfterSeq
+	}
 	for _, ref := range []struct {
 		id    string
 		apply func(seq uint64)
