@@ -219,6 +219,15 @@ func (r *reader) int(key string) int {
 	return n
 }
 
+func (r *reader) seq(key string) *uint64 {
+	if r.err != nil {
+		return nil
+	}
+	n, err := r.p.Seq(key)
+	r.err = err
+	return n
+}
+
 func (r *reader) object(key string) json.RawMessage {
 	if r.err != nil {
 		return nil
@@ -258,9 +267,13 @@ func (h *handlers) openConversation(c *fiber.Ctx) error {
 
 func (h *handlers) postMessage(c *fiber.Ctx) error {
 	r := h.read(c)
-	content, cmid := r.str("content"), r.str("client_message_id")
+	cmid := r.str("client_message_id")
 	if r.err != nil {
 		return r.err
+	}
+	content, err := chat.ContentOf(r.p["content"])
+	if err != nil {
+		return err
 	}
 	m, isNew, err := h.svc.PostMessage(c.UserContext(), r.id, c.Params("conversation_id"), content, cmid)
 	return reply(c, created(isNew), "message", m, err)
@@ -268,7 +281,8 @@ func (h *handlers) postMessage(c *fiber.Ctx) error {
 
 func (h *handlers) history(c *fiber.Ctx) error {
 	r := h.read(c)
-	q := chat.HistoryQuery{Count: r.int("count"), SinceID: r.str("since_id"), AfterID: r.str("after_id")}
+	q := chat.HistoryQuery{Count: r.int("count"), SinceID: r.str("since_id"), AfterID: r.str("after_id"),
+		SinceSeq: r.seq("since_seq"), AfterSeq: r.seq("after_seq")}
 	if r.err != nil {
 		return r.err
 	}

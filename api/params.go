@@ -170,6 +170,19 @@ func (p Params) Int(key string) (int, error) {
 	return n, nil
 }
 
+// Seq returns a message sequence number parameter, or nil when absent (0 is a valid value).
+func (p Params) Seq(key string) (*uint64, error) {
+	s, err := p.String(key)
+	if err != nil || s == "" {
+		return nil, err
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return nil, chat.Invalid("invalid_"+key, "%s must be a non-negative integer", key)
+	}
+	return &n, nil
+}
+
 // Strings returns a list parameter: a JSON array of strings, or (from a form) one
 // comma-separated string. Absent is nil.
 func (p Params) Strings(key string) ([]string, error) {

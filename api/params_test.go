@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -103,6 +104,43 @@ func TestParamGetters(t *testing.T) {
 		p, _ := DecodeParams("application/json", []byte(body), "")
 		if _, _, err := p.Sender(); err == nil {
 			t.Errorf("Sender accepted %s", body)
+		}
+	}
+}
+
+func TestParamSeq(t *testing.T) {
+	cases := []struct {
+		name, body, query string
+		want              string // "" for absent
+		err               string
+	}{
+		{"absent", `{}`, "", "", ""},
+		{"null", `{"after_seq":null}`, "", "", ""},
+		{"zero is given", `{"after_seq":0}`, "", "0", ""},
+		{"JSON number", `{"after_seq":42}`, "", "42", ""},
+		{"JSON string", `{"after_seq":"42"}`, "", "42", ""},
+		{"query", ``, "after_seq=7", "7", ""},
+		{"negative", `{"after_seq":-1}`, "", "", "invalid_after_seq"},
+		{"fraction", `{"after_seq":1.5}`, "", "", "invalid_after_seq"},
+		{"word", ``, "after_seq=last", "", "invalid_after_seq"},
+		{"object", `{"after_seq":{"a":1}}`, "", "", "invalid_param"},
+	}
+	for _, tc := range cases {
+		p, err := DecodeParams("application/json", []byte(tc.body), tc.query)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		n, err := p.Seq("after_seq")
+		got := ""
+		if n != nil {
+			got = fmt.Sprint(*n)
+		}
+		code := ""
+		if e := chat.AsError(err); e != nil {
+			code = e.Code
+		}
+		if got != tc.want || code != tc.err || (err != nil) != (tc.err != "") {
+			t.Errorf("%s: Seq = %q, %v; want %q, %q", tc.name, got, err, tc.want, tc.err)
 		}
 	}
 }

@@ -4,6 +4,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,8 +35,11 @@ type Presence interface {
 
 // Config holds the limits the rules need.
 type Config struct {
-	// MaxMessagesCount is the history page size when none is asked, and the largest page.
+	// MaxMessagesCount is the history page size when none is asked.
 	MaxMessagesCount int
+	// MessagesCountLimit is the largest page: a larger count is clamped to it. Below
+	// MaxMessagesCount (0 included) it is MaxMessagesCount.
+	MessagesCountLimit int
 	// ContentChars is the longest message content, in characters.
 	ContentChars int
 	// OpensPerMinutePerVisitor and PostsPerMinute bound how often a visitor's conversation is
@@ -259,6 +263,20 @@ func (s *Service) chooseManager(ctx context.Context, org string) (string, error)
 	return "", newErr(KindOffline, "chat_offline", "%s", msg)
 }
 
+// ContentOf reads the raw JSON `content` of a post, the same for every door. Absent is "",
+// which PostMessage refuses as empty; any non-string (a number, an object, null…) is refused
+// here, so that what a client sent is never stored as something else.
+func ContentOf(raw json.RawMessage) (string, error) {
+	if raw == nil {
+		return "", nil
+	}
+	var s string
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '"' || json.Unmarshal(t, &s) != nil {
+		return "", Invalid("invalid_content", "content must be a JSON string")
+	}
+	return s, nil
+}
+
 // validateContent checks a message body: non-blank, valid UTF-8, at most limit characters.
 func validateContent(content string, limit int) error {
 	switch {
@@ -331,11 +349,14 @@ func (s *Service) PostMessage(ctx context.Context, id auth.Identity, convID, con
 }
 
 // HistoryQuery is a history request: Count messages (0 = the configured default) from SinceID
-// (inclusive, newest first), or after AfterID (exclusive, oldest first), or the newest.
+// or SinceSeq (inclusive, newest first), or after AfterID or AfterSeq (exclusive, oldest
+// first), or the newest. A nil Seq is absent: AfterSeq 0 is meaningful (from the first).
 type HistoryQuery struct {
-	Count   int
-	SinceID string
-	AfterID string
+	Count    int
+	SinceID  string
+	AfterID  string
+	SinceSeq *uint64
+	AfterSeq *uint64
 }
 
 // History returns messages of the conversation's visitor across all its conversations in the
@@ -353,13 +374,32 @@ func (s *Service) History(ctx context.Context, id auth.Identity, convID string, 
 	switch {
 	case limit < 0:
 		return nil, Invalid("invalid_count", "count must be positive")
-	case limit == 0, limit > s.cfg.MaxMessagesCount:
+	case limit == 0:
 		limit = s.cfg.MaxMessagesCount
+	default:
+		// Clamped, not refused, as a count above the page size always was: old clients that
+		// ask for "a lot" keep working.
+		limit = min(limit, max(s.cfg.MessagesCountLimit, s.cfg.MaxMessagesCount))
 	}
-	if q.SinceID != "" && q.AfterID != "" {
-		return nil, Invalid("invalid_params", "give since_id or after_id, not both")
+	given := 0
+	for _, ok := range []bool{q.SinceID != "", q.AfterID != "", q.SinceSeq != nil, q.AfterSeq != nil} {
+		if ok {
+			given++
+		}
+	}
+	if given > 1 {
+		return nil, Invalid("invalid_params", "give at most one of since_id, after_id, since_seq, after_seq")
 	}
 	sq := store.HistoryQuery{Limit: limit}
+	switch {
+	case q.SinceSeq != nil && *q.SinceSeq == 0:
+		// Seq starts at 1, and From 0 would silently mean "the newest".
+		return nil, Invalid("invalid_since_seq", "since_seq must be 1 or more")
+	case q.SinceSeq != nil:
+		sq.From = *q.SinceSeq
+	case q.AfterSeq != nil:
+		sq.Forward, sq.After = true, *q.AfterSeq
+	}
 	for _, ref := range []struct {
 		id    string
 		apply func(seq uint64)

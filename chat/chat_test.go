@@ -364,11 +364,113 @@ func TestHistory(t *testing.T) {
 		{"unknown since_id", visitor("v1"), c2.ID, HistoryQuery{SinceID: "nope"}, "", "message_not_found"},
 		{"both since and after", visitor("v1"), c2.ID, HistoryQuery{SinceID: ids[0], AfterID: ids[1]}, "", "invalid_params"},
 		{"negative count", visitor("v1"), c2.ID, HistoryQuery{Count: -1}, "", "invalid_count"},
+		{"since_seq inclusive", manager("m1"), c2.ID, HistoryQuery{SinceSeq: seq(5), Count: 3}, "b5,a4,a3", ""},
+		{"since_seq past the newest", visitor("v1"), c2.ID, HistoryQuery{SinceSeq: seq(99), Count: 2}, "b7,b6", ""},
+		{"since_seq 0", visitor("v1"), c2.ID, HistoryQuery{SinceSeq: seq(0)}, "", "invalid_since_seq"},
+		{"after_seq exclusive, oldest first", visitor("v1"), c2.ID, HistoryQuery{AfterSeq: seq(3)}, "a4,b5,b6,b7", ""},
+		{"after_seq 0 is from the first", visitor("v1"), c2.ID, HistoryQuery{AfterSeq: seq(0), Count: 2}, "a1,a2", ""},
+		{"after the newest seq is empty", visitor("v1"), c2.ID, HistoryQuery{AfterSeq: seq(7)}, "", ""},
+		{"since_seq and after_seq", visitor("v1"), c2.ID, HistoryQuery{SinceSeq: seq(5), AfterSeq: seq(1)}, "", "invalid_params"},
+		{"after_id and after_seq", visitor("v1"), c2.ID, HistoryQuery{AfterID: ids[1], AfterSeq: seq(1)}, "", "invalid_params"},
 	}
 	for _, tc := range cases {
 		got, err := f.svc.History(ctx, tc.id, tc.conv, tc.q)
 		if code(err) != tc.err || contents(got) != tc.want {
 			t.Errorf("%s: History = %q, %v; want %q, %q", tc.name, contents(got), err, tc.want, tc.err)
+		}
+	}
+}
+
+func seq(n uint64) *uint64 { return &n }
+
+// TestMessagesCarrySeq: the post reply, the published event and the history all show the
+// visitor's gap-free seq, so a client can tell it missed a message.
+func TestMessagesCarrySeq(t *testing.T) {
+	f := newFixture(t)
+	f.duty.Join("O", "m1", "h")
+	c := f.open(t, visitor("v1"), "v1")
+	for i, id := range []auth.Identity{visitor("v1"), manager("m1"), visitor("v1")} {
+		m := f.post(t, id, c.ID, fmt.Sprint("m", i))
+		if m.Seq != uint64(i+1) {
+			t.Errorf("post %d: seq = %d, want %d", i, m.Seq, i+1)
+		}
+	}
+	events := f.pub.on("/conversations/" + c.ID)
+	h, err := f.svc.History(context.Background(), visitor("v1"), c.ID, HistoryQuery{AfterSeq: seq(0)})
+	if err != nil || len(h) != 3 || len(events) != 3 {
+		t.Fatalf("history %d messages (%v), %d events; want 3 of each", len(h), err, len(events))
+	}
+	for i := range 3 {
+		event, _ := events[i].payload["message"].(map[string]any)
+		body, err := json.Marshal(h[i])
+		var hist map[string]any
+		if err == nil {
+			err = json.Unmarshal(body, &hist)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, got := range map[string]any{"event": event["seq"], "history": hist["seq"]} {
+			if got != float64(i+1) {
+				t.Errorf("%s of message %d: seq = %v, want %d", name, i, got, i+1)
+			}
+		}
+	}
+}
+
+func TestContentOf(t *testing.T) {
+	cases := []struct {
+		raw  string
+		want string
+		err  string
+	}{
+		{`"hi"`, "hi", ""},
+		{` "spaced" `, "spaced", ""},
+		{`"42"`, "42", ""},
+		{`42`, "", "invalid_content"},
+		{`4.2e1`, "", "invalid_content"},
+		{`{"a":1}`, "", "invalid_content"},
+		{`["hi"]`, "", "invalid_content"},
+		{`true`, "", "invalid_content"},
+		{`null`, "", "invalid_content"},
+		{``, "", "invalid_content"},
+	}
+	for _, tc := range cases {
+		got, err := ContentOf(json.RawMessage(tc.raw))
+		if got != tc.want || code(err) != tc.err {
+			t.Errorf("ContentOf(%s) = %q, %v; want %q, %q", tc.raw, got, err, tc.want, tc.err)
+		}
+	}
+	if got, err := ContentOf(nil); got != "" || err != nil {
+		t.Errorf("ContentOf(absent) = %q, %v; want \"\" for PostMessage to refuse", got, err)
+	}
+}
+
+// TestHistoryCountLimit: max_messages_count is only the default page; a count above it is
+// honoured up to the limit, and clamped there.
+func TestHistoryCountLimit(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.MessagesCountLimit = 8
+	f.duty.Join("O", "m1", "h")
+	c := f.open(t, visitor("v1"), "v1")
+	for i := 1; i <= 10; i++ {
+		f.post(t, visitor("v1"), c.ID, fmt.Sprint("m", i))
+	}
+	cases := []struct {
+		name  string
+		count int
+		want  int
+	}{
+		{"no count is the default", 0, 5},
+		{"below the default", 3, 3},
+		{"above the default", 7, 7},
+		{"at the limit", 8, 8},
+		{"above the limit is clamped", 50, 8},
+	}
+	for _, tc := range cases {
+		got, err := f.svc.History(context.Background(), visitor("v1"), c.ID, HistoryQuery{Count: tc.count})
+		if err != nil || len(got) != tc.want {
+			t.Errorf("%s: count=%d returned %d messages, %v; want %d", tc.name, tc.count, len(got), err, tc.want)
 		}
 	}
 }

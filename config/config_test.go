@@ -25,6 +25,23 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestMessagesCountLimit(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want int
+	}{
+		{nil, 1000},
+		{map[string]string{"CHAT_API_MESSAGES_COUNT_LIMIT": "200"}, 200},
+		{map[string]string{"CHAT_API_MESSAGES_COUNT_LIMIT": "50"}, 50}, // equal to the default page
+	}
+	for _, tc := range cases {
+		c, err := Load("", env(tc.env))
+		if err != nil || c.API.MessagesCountLimit != tc.want {
+			t.Errorf("env %v: api.messages_count_limit = %d, %v; want %d", tc.env, c.API.MessagesCountLimit, err, tc.want)
+		}
+	}
+}
+
 func TestFileThenEnv(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	if err := os.WriteFile(path, []byte("http:\n  addr: \":9000\"\napi:\n  max_messages_count: 7\n"), 0o600); err != nil {
@@ -62,6 +79,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 	}{
 		{env: map[string]string{"CHAT_API_MAX_MESSAGES_COUNT": "ten"}, want: "CHAT_API_MAX_MESSAGES_COUNT"},
 		{env: map[string]string{"CHAT_API_MAX_MESSAGES_COUNT": "0"}, want: "api.max_messages_count"},
+		{env: map[string]string{"CHAT_API_MESSAGES_COUNT_LIMIT": "10"}, want: "api.messages_count_limit"},
 		{env: map[string]string{"CHAT_AUTH_JWT_SECRET": "short"}, want: "auth.jwt_secret"},
 		{env: map[string]string{"CHAT_LOG_LEVEL": "loud"}, want: "log.level"},
 		{env: map[string]string{"CHAT_HTTP_READ_TIMEOUT": "soon"}, want: "CHAT_HTTP_READ_TIMEOUT"},

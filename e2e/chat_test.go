@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,6 +212,60 @@ func TestAnonymousSwitch(t *testing.T) {
 	for _, tc := range cases {
 		if r := e.post(tc.path, "", tc.body); r.status != tc.code {
 			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.raw, tc.code)
+		}
+	}
+}
+
+// TestRESTSeqAndCount: every message shows its gap-free seq (post reply, MQTT delivery,
+// history), the history pages by since_seq/after_seq like by the ids, and a count above the
+// default page is honoured up to api.messages_count_limit.
+func TestRESTSeqAndCount(t *testing.T) {
+	e := start(t, func(c *config.Config) { c.API.MaxMessagesCount, c.API.MessagesCountLimit = 2, 4 })
+	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "m1")
+	manager := e.mustConnect(mTok, "manager-m1")
+	manager.mustSubscribe("orgs/shop/service/+")
+	convID := fmt.Sprint(want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated).obj("conversation")["id"])
+	manager.next()
+	manager.mustSubscribe("orgs/shop/conversations/" + convID)
+	for i := 1; i <= 5; i++ {
+		m := want(t, e.post("/chat/conversation/"+convID, vTok, map[string]any{"content": fmt.Sprint("m", i)}), http.StatusCreated).obj("message")
+		d := manager.next().payload["message"].(map[string]any)
+		if m["seq"] != float64(i) || d["seq"] != float64(i) {
+			t.Fatalf("message %d: seq %v in the reply, %v delivered; want %d", i, m["seq"], d["seq"], i)
+		}
+	}
+	hist := "/chat/conversation/" + convID + "/messages"
+	cases := []struct {
+		name string
+		path string
+		body any
+		want string // seqs in reply order
+		code string
+	}{
+		{"default page", hist, nil, "5,4", ""},
+		{"count above the default", hist, map[string]any{"count": 3}, "5,4,3", ""},
+		{"count above the limit is clamped", hist + "?count=50", nil, "5,4,3,2", ""},
+		{"since_seq inclusive", hist, map[string]any{"since_seq": 3}, "3,2", ""},
+		{"after_seq exclusive, oldest first", hist + "?after_seq=2", nil, "3,4", ""},
+		{"after_seq 0 from the first", hist, map[string]any{"after_seq": "0", "count": 4}, "1,2,3,4", ""},
+		{"after_seq and after_id", hist, map[string]any{"after_seq": 1, "after_id": "x"}, "", "invalid_params"},
+		{"bad after_seq", hist + "?after_seq=-1", nil, "", "invalid_after_seq"},
+		{"since_seq 0", hist, map[string]any{"since_seq": 0}, "", "invalid_since_seq"},
+	}
+	for _, tc := range cases {
+		r := e.post(tc.path, vTok, tc.body)
+		if tc.code != "" {
+			if r.status != http.StatusBadRequest || r.errCode() != tc.code {
+				t.Errorf("%s: %d %s, want 400 %s", tc.name, r.status, r.raw, tc.code)
+			}
+			continue
+		}
+		var seqs []string
+		for _, m := range want(t, r, http.StatusOK).body["messages"].([]any) {
+			seqs = append(seqs, fmt.Sprint(m.(map[string]any)["seq"]))
+		}
+		if got := strings.Join(seqs, ","); got != tc.want {
+			t.Errorf("%s: seqs %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }

@@ -111,6 +111,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}, log)
 	svc := chat.New(st, b, onDuty, chat.Config{
 		MaxMessagesCount:         cfg.API.MaxMessagesCount,
+		MessagesCountLimit:       cfg.API.MessagesCountLimit,
 		ContentChars:             cfg.Limits.ContentChars,
 		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
 		PostsPerMinute:           cfg.Limits.PostsPerMinute,

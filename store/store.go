@@ -96,7 +96,7 @@ type Message struct {
 	ConversationID  string     `json:"conversation_id"`
 	OrgID           string     `json:"org_id"`
 	VisitorID       string     `json:"visitor_id"`
-	Seq             uint64     `json:"-"`
+	Seq             uint64     `json:"seq"`
 	Sender          Sender     `json:"sender"`
 	Content         string     `json:"content"`
 	ClientMessageID string     `json:"client_message_id,omitempty"`

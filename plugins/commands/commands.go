@@ -64,8 +64,8 @@ func (h *Hook) ID() string { return "chat-commands" }
 func (h *Hook) Provides(b byte) bool { return b == mqtt.OnPublish }
 
 type command struct {
-	Content         string `json:"content"`
-	ClientMessageID string `json:"client_message_id"`
+	Content         json.RawMessage `json:"content"`
+	ClientMessageID string          `json:"client_message_id"`
 }
 
 type answer struct {
@@ -108,7 +108,12 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	a.ClientMessageID = cmd.ClientMessageID
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	m, created, err := h.poster.PostMessage(ctx, id, ch.ID, cmd.Content, cmd.ClientMessageID)
+	content, err := chat.ContentOf(cmd.Content)
+	var m store.Message
+	var created bool
+	if err == nil {
+		m, created, err = h.poster.PostMessage(ctx, id, ch.ID, content, cmd.ClientMessageID)
+	}
 	if err == nil {
 		a.OK, a.Created, a.Message = true, created, &m
 		h.reply(id, a)

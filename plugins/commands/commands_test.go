@@ -67,6 +67,11 @@ func TestOnPublish(t *testing.T) {
 		{"unknown fields are answered", v3, post, `{"content":"x","sender":"m2"}`, packets.CodeSuccessIgnore, "invalid_json"},
 		{"stored", v3, post, `{"content":"hi","client_message_id":"k"}`, packets.CodeSuccessIgnore, "ok"},
 		{"refused is acknowledged", v3, post, `{"content":"refuse"}`, packets.CodeSuccessIgnore, "invalid_content"},
+		{"number content is refused", v3, post, `{"content":42}`, packets.CodeSuccessIgnore, "invalid_content"},
+		{"object content is refused", v3, post, `{"content":{"a":1}}`, packets.CodeSuccessIgnore, "invalid_content"},
+		{"array content is refused", v3, post, `{"content":["hi"]}`, packets.CodeSuccessIgnore, "invalid_content"},
+		{"boolean content is refused", v3, post, `{"content":true}`, packets.CodeSuccessIgnore, "invalid_content"},
+		{"null content is refused", v3, post, `{"content":null}`, packets.CodeSuccessIgnore, "invalid_content"},
 		{"store down, 3.1.1: no PUBACK", v3, post, `{"content":"down"}`, packets.ErrRejectPacket, "store_unavailable"},
 		{"store down, 5: negative PUBACK", v5, post, `{"content":"down"}`, packets.ErrUnspecifiedError, "store_unavailable"},
 	}
