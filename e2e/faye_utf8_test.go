@@ -16,7 +16,7 @@ import (
 
 // TestFayeRefusesInvalidUTF8: a publish with invalid UTF-8 anywhere (or an escaped lone
 // surrogate, which a JavaScript subscriber would receive as one) is refused over every
-// transport with a Bayeux error, and the subscriber receives nothing of it: its next
+// transport with a Bayeux error (a websocket frame of invalid bytes is closed with 1007), and the subscriber receives nothing of it: its next
 // delivery is the valid publish that follows, and every frame it got is valid UTF-8.
 func TestFayeRefusesInvalidUTF8(t *testing.T) {
 	e := fayeEnv(t)
@@ -52,6 +52,18 @@ func TestFayeRefusesInvalidUTF8(t *testing.T) {
 				return r
 			},
 			"websocket": func() []map[string]any { return wsCall(t, pub, body) },
+		}
+		if !utf8.ValidString(body) {
+			// Invalid bytes make the websocket text frame itself invalid: RFC 6455 closes
+			// the connection with 1007 before Bayeux sees it.
+			delete(transports, "websocket")
+			ws := e.dialFaye()
+			if err := ws.WriteMessage(websocket.TextMessage, []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseInvalidFramePayloadData) {
+				t.Errorf("websocket, data %q: %v, want close 1007", data, err)
+			}
 		}
 		for name, send := range transports {
 			if r := send(); len(r) != 1 || r[0]["successful"] != false || r[0]["error"] != "400::Invalid UTF-8" || r[0]["id"] != "p" {

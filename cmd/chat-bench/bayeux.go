@@ -35,7 +35,7 @@ type fayeMsg struct {
 // fayeDialer opens clients of one server with one identity.
 type fayeDialer struct {
 	url  string          // ws://host:port/faye
-	ext  json.RawMessage // the ext of handshakes and subscribes ({"token":…}), or nil
+	ext  json.RawMessage // the ext of every message ({"token":…}), or nil: a session answers only its own identity
 	errs *atomic.Int64   // failures after setup: refused publishes, lost connections
 	// pubOK counts acknowledged publishes.
 	pubOK atomic.Int64
@@ -155,7 +155,7 @@ func (c *fayeClient) connectMsg() []byte {
 	b := append([]byte(`{"channel":"/meta/connect","clientId":"`), c.id...)
 	b = append(b, `","connectionType":"websocket","id":"`...)
 	b = strconv.AppendUint(b, c.seq.Add(1), 10)
-	return append(b, `"}`...)
+	return append(c.withExt(append(b, '"')), '}')
 }
 
 func (c *fayeClient) read() ([]byte, error) {
@@ -270,7 +270,7 @@ func (c *fayeClient) publish(pairs ...[]byte) error {
 		b = append(b, c.id...)
 		b = append(b, `","id":"`...)
 		b = strconv.AppendUint(b, c.seq.Add(1), 10)
-		b = append(b, `"}`...)
+		b = append(c.withExt(append(b, '"')), '}')
 	}
 	return c.write(append(b, ']'))
 }
