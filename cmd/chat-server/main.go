@@ -202,6 +202,16 @@ func (c *cli) load(path string) (*config.Config, error) {
 	return config.Load(path, c.lookupEnv)
 }
 
+// loadWithSecret loads the configuration and the server's signing key, for the token commands.
+func (c *cli) loadWithSecret(path string) (*config.Config, []byte, error) {
+	cfg, err := c.load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := server.Secret(cfg)
+	return cfg, secret, err
+}
+
 func version() string {
 	v, rev := "(unknown)", ""
 	if info, ok := debug.ReadBuildInfo(); ok {
@@ -299,11 +309,7 @@ func token(c *cli, fs *flag.FlagSet, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.load(*path)
-	if err != nil {
-		return err
-	}
-	secret, err := server.Secret(cfg)
+	cfg, secret, err := c.loadWithSecret(*path)
 	if err != nil {
 		return err
 	}

@@ -32,11 +32,7 @@ func tokenVerify(c *cli, fs *flag.FlagSet, args []string) error {
 		return usageError{errors.New("token verify takes exactly one TOKEN")}
 	}
 	tok := strings.TrimSpace(fs.Arg(0))
-	cfg, err := c.load(*path)
-	if err != nil {
-		return err
-	}
-	secret, err := server.Secret(cfg)
+	cfg, secret, err := c.loadWithSecret(*path)
 	if err != nil {
 		return err
 	}
