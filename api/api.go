@@ -23,7 +23,7 @@ import (
 // Config configures the REST door.
 type Config struct {
 	// AnonymousOrg, when set, lets requests without a token act as the visitor named by their
-	// `sender` in this organisation (the compatibility switch of SPEC §6).
+	// `sender` in this organisation (the compatibility switch, README "Authentication").
 	AnonymousOrg string
 	// Origins governs cross-origin browser requests, server-wide and per organisation.
 	Origins *origin.Registry
@@ -115,7 +115,7 @@ func (h *handlers) headers(c *fiber.Ctx) error {
 }
 
 // cors refuses browser requests from origins outside the allow-list, and answers CORS for the
-// allowed cross-origin ones (SPEC §10).
+// allowed cross-origin ones (SECURITY.md).
 func (h *handlers) cors(c *fiber.Ctx) error {
 	o, host := c.Get(fiber.HeaderOrigin), string(c.Request().Host())
 	if !h.cfg.Origins.Allowed(o, host) {
@@ -429,7 +429,7 @@ var statusCode = map[int]string{
 }
 
 // ErrorHandler renders every error, the server's own (413, 404, …) included, in the JSON shape
-// of SPEC §5. Unexpected errors are logged and answered with a generic 500.
+// of README "REST API". Unexpected errors are logged and answered with a generic 500.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		// Errors reach here without the routes' headers (a 404 matched no route at all).

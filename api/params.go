@@ -221,7 +221,7 @@ func (p Params) Object(key string) (json.RawMessage, error) {
 	return raw, nil
 }
 
-// Sender is the `sender` parameter of SPEC §5.
+// Sender is the `sender` parameter of the REST API (README "REST API").
 type Sender struct {
 	Type string
 	ID   string

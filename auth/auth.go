@@ -1,5 +1,5 @@
 // Package auth turns a bearer token into an Identity. The same verifier serves REST, MQTT and
-// (later) Faye, so that every door accepts exactly the same tokens.
+// Faye, so that every door accepts exactly the same tokens.
 package auth
 
 import (

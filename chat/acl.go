@@ -9,7 +9,7 @@ import (
 	"github.com/convead/chat-server/store"
 )
 
-// The ACL of SPEC §6, deny by default. Channel names are always those of the caller's own
+// The ACL of README "Channels and topics", deny by default. Channel names are always those of the caller's own
 // organisation (the doors map them into `orgs/<org>/`), so "its organisation" is implied for
 // every kind but conversations, whose ids are global and are checked against the store.
 

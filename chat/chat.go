@@ -145,7 +145,7 @@ func (s *Service) publish(org, ch string, event any) {
 	}
 }
 
-// OpenConversation opens the visitor's conversation or returns the open one (SPEC §5), and
+// OpenConversation opens the visitor's conversation or returns the open one (README "REST API"), and
 // announces it on /service/<visitor>. created tells whether it is new.
 func (s *Service) OpenConversation(ctx context.Context, id auth.Identity, visitorID string) (c store.Conversation, created bool, err error) {
 	if !channel.ValidID(visitorID) {
@@ -219,7 +219,7 @@ func (s *Service) create(ctx context.Context, id auth.Identity, visitorID string
 
 // chooseManager picks among the on-duty managers the least loaded one below its capacity, ties
 // going to the one assigned longest ago (never assigned counts as longest) and then by id, so
-// the choice is deterministic (SPEC §7).
+// the choice is deterministic.
 func (s *Service) chooseManager(ctx context.Context, org string) (string, error) {
 	onDuty := s.presence.OnDuty(org)
 	if len(onDuty) > 0 {
@@ -360,7 +360,7 @@ type HistoryQuery struct {
 }
 
 // History returns messages of the conversation's visitor across all its conversations in the
-// organisation (SPEC §5). The visitor itself, any manager of the organisation and a service may
+// organisation (README "REST API"). The visitor itself, any manager of the organisation and a service may
 // read it.
 func (s *Service) History(ctx context.Context, id auth.Identity, convID string, q HistoryQuery) ([]store.Message, error) {
 	c, err := s.conversation(ctx, id, convID)

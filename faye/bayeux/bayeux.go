@@ -185,7 +185,7 @@ func ServerError(params ...string) Error      { return Error{500, params, "Inter
 // InvalidText refuses a message whose strings are not valid UTF-8.
 func InvalidText() Error { return Error{400, nil, "Invalid UTF-8"} }
 
-// AuthenticationFailed refuses a bad token (SPEC §10).
+// AuthenticationFailed refuses a bad token (SECURITY.md, "Identity").
 func AuthenticationFailed() Error { return Error{401, nil, "Authentication failed"} }
 
 // AuthenticationRequired refuses a client without credentials.
