@@ -31,17 +31,7 @@ func TestBinary(t *testing.T) {
 
 	srv := exec.Command(bin)
 	srv.Dir, srv.Env = work, srvEnv
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() { _ = srv.Process.Kill() })
+	stdout, exited := startProcess(t, srv)
 
 	addrs := map[string]string{}
 	lines := bufio.NewScanner(stdout)

@@ -47,17 +47,7 @@ func TestFDExhaustion(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFDLimitHelper$")
 	cmd.Env = append(os.Environ(), "CHAT_TEST_EXEC="+bin, "CHAT_TEST_NOFILE="+strconv.Itoa(fdLimit),
 		"CHAT_HTTP_ADDR="+httpAddr, "CHAT_MQTT_ADDR="+mqttAddr, "CHAT_AUTH_JWT_SECRET="+secret, "CHAT_DATA_DIR="+t.TempDir())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	stdout, exited := startProcess(t, cmd)
 
 	ready := make(chan struct{})
 	retrying := map[string]chan struct{}{"http": make(chan struct{}), "mqtt": make(chan struct{})}
