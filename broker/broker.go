@@ -148,7 +148,7 @@ func (b *Broker) Start() error {
 		ln = tls.NewListener(ln, b.cfg.TLS)
 	}
 	b.ln = ln
-	tcp := &tcpListener{ln: ln, serve: b.serve, closeClients: b.closeClients, conns: map[net.Conn]struct{}{}}
+	tcp := &tcpListener{ln: ln, admit: b.admit, serve: b.establish, closeClients: b.closeClients, conns: map[net.Conn]struct{}{}}
 	for _, l := range []listeners.Listener{tcp, handedOver{b.closeClients}} {
 		if err := b.srv.AddListener(l); err != nil {
 			ln.Close()
@@ -168,7 +168,12 @@ func (b *Broker) ServeConn(conn net.Conn) error {
 	if !b.running.Load() {
 		return errors.New("broker not running")
 	}
-	return b.serve(ListenerWebsocket, conn, b.srv.EstablishConnection)
+	release, err := b.admit(conn)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return b.establish(ListenerWebsocket, conn, b.srv.EstablishConnection)
 }
 
 // Errors that end a socket at once, before its CONNECT is read.
@@ -177,21 +182,30 @@ var (
 	errTooManyConnects = errors.New("too many MQTT connection attempts from this address (limits.mqtt_connects_per_minute_per_ip)")
 )
 
-// serve admits one socket: within its address's rate of attempts, it takes a slot of its address for its whole life, CONNECT
-// included, so that sockets which never send one cannot pile up past the limit; and it gives
-// the socket until ConnectTimeout to send its CONNECT (mochi then replaces the deadline with
-// the client's keep-alive).
-func (b *Broker) serve(listener string, conn net.Conn, establish listeners.EstablishFn) error {
+// admit decides whether a socket may be served: within its address's rate of attempts, it
+// takes a slot of its address for its whole life, CONNECT included, so that sockets which
+// never send one cannot pile up past the limit. The TCP listener admits in its accept loop,
+// so sockets take slots in the order the kernel queued them. The caller calls release when
+// the socket ends.
+func (b *Broker) admit(conn net.Conn) (release func(), err error) {
 	ip := hostOf(conn.RemoteAddr().String())
 	if !b.cfg.ConnectsPerIP.Allow(ip, time.Now()) {
 		conn.Close()
-		return errTooManyConnects
+		b.counters.refusedConnects.Add(1)
+		return nil, errTooManyConnects
 	}
 	if !b.conns.Acquire(ip) {
 		conn.Close()
-		return errTooManyConns
+		b.counters.refusedConns.Add(1)
+		return nil, errTooManyConns
 	}
-	defer b.conns.Release(ip)
+	b.counters.sockets.Add(1)
+	return func() { b.counters.sockets.Add(-1); b.conns.Release(ip) }, nil
+}
+
+// establish gives an admitted socket until ConnectTimeout to send its CONNECT (mochi then
+// replaces the deadline with the client's keep-alive) and serves it until it ends.
+func (b *Broker) establish(listener string, conn net.Conn, establish listeners.EstablishFn) error {
 	if b.cfg.ConnectTimeout > 0 {
 		if err := conn.SetDeadline(time.Now().Add(b.cfg.ConnectTimeout)); err != nil {
 			conn.Close()
@@ -228,6 +242,7 @@ func (h handedOver) Close(listeners.CloseFn)   { h.closeClients(ListenerWebsocke
 // Close.
 type tcpListener struct {
 	ln           net.Listener
+	admit        func(conn net.Conn) (release func(), err error)
 	serve        func(listener string, conn net.Conn, establish listeners.EstablishFn) error
 	closeClients func(listener string)
 	log          *slog.Logger
@@ -249,9 +264,15 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 		if err != nil {
 			return // closed, or dead: accept.Listener retried what could pass, and logged it
 		}
+		release, err := l.admit(conn)
+		if err != nil {
+			l.log.Debug("mqtt connection refused", "remote", conn.RemoteAddr().String(), "error", err)
+			continue
+		}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
+			release()
 			conn.Close()
 			return
 		}
@@ -260,6 +281,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 		l.mu.Unlock()
 		go func() {
 			defer l.active.Done()
+			defer release()
 			if err := l.serve(ListenerTCP, conn, establish); err != nil {
 				l.log.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "error", err)
 			}

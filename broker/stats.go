@@ -19,6 +19,9 @@ type counters struct {
 	serverPublishes atomic.Uint64
 	delivered       atomic.Uint64
 	cut             atomic.Uint64 // clients disconnected because their queue overflowed
+	sockets         atomic.Int64  // admitted sockets still open, CONNECT not yet read included
+	refusedConns    atomic.Uint64 // sockets closed by limits.connections_per_ip
+	refusedConnects atomic.Uint64 // sockets closed by limits.mqtt_connects_per_minute_per_ip
 }
 
 // Stats are the broker's live counts and totals, read at once for metrics.
@@ -37,7 +40,19 @@ type Stats struct {
 	// Delivered counts PUBLISH packets written to clients (QoS resends included); Dropped the
 	// messages dropped on a full client queue; Cut the clients disconnected for it.
 	Delivered, Dropped, Cut uint64
+	// Sockets counts the open MQTT sockets, those that have not sent their CONNECT yet
+	// included: far above the clients, it shows sockets held open without a session.
+	Sockets int
+	// Refused counts sockets closed before their CONNECT by a per-address limit, by the
+	// limit's key (RefusedConnections, RefusedAttempts).
+	Refused map[string]uint64
 }
+
+// Keys of Stats.Refused: the configuration key of the limit that closed the socket.
+const (
+	RefusedConnections = "connections_per_ip"
+	RefusedAttempts    = "mqtt_connects_per_minute_per_ip"
+)
 
 // Stats walks the clients once; its cost grows with their number, so it is for a scrape every
 // few seconds, not for a hot path.
@@ -61,6 +76,8 @@ func (b *Broker) Stats() Stats {
 	st.Delivered = b.counters.delivered.Load()
 	st.Dropped = b.dropped.Load()
 	st.Cut = b.counters.cut.Load()
+	st.Sockets = int(b.counters.sockets.Load())
+	st.Refused = map[string]uint64{RefusedConnections: b.counters.refusedConns.Load(), RefusedAttempts: b.counters.refusedConnects.Load()}
 	return st
 }
 

@@ -37,6 +37,7 @@ type live struct {
 
 	fayeSessions, fayeSubs, fayeQueued, fayeQueueMax, fayeDelivered, fayeDropped, fayeOverflowed        *prometheus.Desc
 	mqttClients, mqttKept, mqttSubs, mqttInflight, mqttInflightMax, mqttDelivered, mqttDropped, mqttCut *prometheus.Desc
+	mqttSockets, mqttRefused                                                                            *prometheus.Desc
 	publishes, onDuty                                                                                   *prometheus.Desc
 }
 
@@ -58,6 +59,8 @@ func newLive(src Sources) *live {
 		mqttDelivered:   desc("mqtt_deliveries_total", "PUBLISH packets written to MQTT clients (QoS resends included)."),
 		mqttDropped:     desc("mqtt_dropped_total", "Messages dropped because an MQTT client's queue was full (mqtt.queue_per_client)."),
 		mqttCut:         desc("mqtt_overflow_disconnects_total", "MQTT clients disconnected because their queue overflowed."),
+		mqttSockets:     desc("mqtt_sockets", "Open MQTT sockets (tcp and ws), those that have not sent their CONNECT yet included."),
+		mqttRefused:     desc("mqtt_refused_sockets_total", "MQTT sockets closed before their CONNECT by a per-address limit, by its limits.* key.", "limit"),
 		publishes:       desc("broker_publishes_total", "Publishes routed by the broker, by source: mqtt_client, or server (REST, Faye, chat events).", "source"),
 		onDuty:          desc("managers_on_duty", "Managers on duty through this node's connections, per organisation that has any.", "org"),
 	}
@@ -65,7 +68,7 @@ func newLive(src Sources) *live {
 
 func (l *live) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{l.fayeSessions, l.fayeSubs, l.fayeQueued, l.fayeQueueMax, l.fayeDelivered, l.fayeDropped, l.fayeOverflowed,
-		l.mqttClients, l.mqttKept, l.mqttSubs, l.mqttInflight, l.mqttInflightMax, l.mqttDelivered, l.mqttDropped, l.mqttCut, l.publishes, l.onDuty} {
+		l.mqttClients, l.mqttKept, l.mqttSubs, l.mqttInflight, l.mqttInflightMax, l.mqttDelivered, l.mqttDropped, l.mqttCut, l.mqttSockets, l.mqttRefused, l.publishes, l.onDuty} {
 		ch <- d
 	}
 }
@@ -99,6 +102,10 @@ func (l *live) Collect(ch chan<- prometheus.Metric) {
 	counter(l.mqttDelivered, b.Delivered)
 	counter(l.mqttDropped, b.Dropped)
 	counter(l.mqttCut, b.Cut)
+	gauge(l.mqttSockets, b.Sockets)
+	for _, k := range slices.Sorted(maps.Keys(b.Refused)) {
+		counter(l.mqttRefused, b.Refused[k], k)
+	}
 	for _, s := range slices.Sorted(maps.Keys(b.Publishes)) {
 		counter(l.publishes, b.Publishes[s], s)
 	}

@@ -243,7 +243,7 @@ func watched(t *testing.T) *Metrics {
 			Subscriptions: 9, Queued: 7, QueuedMax: 4, Delivered: 100, Dropped: 5, Overflowed: 1},
 		Broker: fixedBroker{ClientsByListener: map[string]int{broker.ListenerTCP: 4, broker.ListenerWebsocket: 1}, KeptSessions: 2,
 			Subscriptions: 11, Inflight: 6, InflightMax: 3, Publishes: map[string]uint64{broker.SourceClient: 8, broker.SourceServer: 12},
-			Delivered: 30, Dropped: 2, Cut: 1},
+			Delivered: 30, Dropped: 2, Cut: 1, Sockets: 9, Refused: map[string]uint64{broker.RefusedConnections: 3, broker.RefusedAttempts: 0}},
 		Duty: fixedDuty{"shop": 2, "other": 1},
 	})
 	if err != nil {
@@ -268,6 +268,13 @@ chat_mqtt_clients{listener="ws"} 1
 # TYPE chat_broker_publishes_total counter
 chat_broker_publishes_total{source="mqtt_client"} 8
 chat_broker_publishes_total{source="server"} 12
+# HELP chat_mqtt_refused_sockets_total MQTT sockets closed before their CONNECT by a per-address limit, by its limits.* key.
+# TYPE chat_mqtt_refused_sockets_total counter
+chat_mqtt_refused_sockets_total{limit="connections_per_ip"} 3
+chat_mqtt_refused_sockets_total{limit="mqtt_connects_per_minute_per_ip"} 0
+# HELP chat_mqtt_sockets Open MQTT sockets (tcp and ws), those that have not sent their CONNECT yet included.
+# TYPE chat_mqtt_sockets gauge
+chat_mqtt_sockets 9
 # HELP chat_managers_on_duty Managers on duty through this node's connections, per organisation that has any.
 # TYPE chat_managers_on_duty gauge
 chat_managers_on_duty{org="other"} 1
@@ -280,7 +287,7 @@ chat_faye_dropped_total 5
 chat_mqtt_inflight_max_messages 3
 `
 	err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "chat_faye_sessions", "chat_mqtt_clients",
-		"chat_broker_publishes_total", "chat_managers_on_duty", "chat_faye_dropped_total", "chat_mqtt_inflight_max_messages")
+		"chat_broker_publishes_total", "chat_mqtt_refused_sockets_total", "chat_mqtt_sockets", "chat_managers_on_duty", "chat_faye_dropped_total", "chat_mqtt_inflight_max_messages")
 	if err != nil {
 		t.Fatal(err)
 	}
