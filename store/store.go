@@ -10,8 +10,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -19,16 +21,25 @@ import (
 var (
 	// ErrNotFound: no such organisation, conversation or message.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict: CreateConversation found an open conversation of the same visitor.
+	// ErrConflict: CreateConversation found an active conversation of the same visitor, or
+	// AssignConversation found the conversation no longer as the caller saw it.
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable: the backend could not be reached or did not answer in time.
 	ErrUnavailable = errors.New("store unavailable")
 )
 
-// Conversation statuses.
+// Conversation statuses. Open and pending conversations are active: a visitor has at most one
+// active conversation per organisation. A pending one waits for a manager (ManagerID "").
 const (
-	StatusOpen   = "open"
-	StatusClosed = "closed"
+	StatusOpen    = "open"
+	StatusPending = "pending"
+	StatusClosed  = "closed"
+)
+
+// Offline modes of an organisation: what opening a conversation does when no manager can take it.
+const (
+	OfflineRefuse = "refuse" // chat_offline, as the original server (the default, also for "")
+	OfflineQueue  = "queue"  // a pending conversation, assigned when a manager comes on duty
 )
 
 // Org is an organisation (a shop) and its chat settings.
@@ -38,9 +49,35 @@ type Org struct {
 	ChatOfflineMessage string `json:"chat_offline_message"`
 	// AllowedOrigins are browser origins (the shop's sites) allowed for this organisation's
 	// visitors and managers, on top of the server-wide list.
-	AllowedOrigins []string  `json:"allowed_origins"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	AllowedOrigins []string `json:"allowed_origins"`
+	// OfflineMode is OfflineRefuse ("" means the same) or OfflineQueue.
+	OfflineMode string `json:"offline_mode"`
+	// ReassignAfter: a manager off duty that long loses its open conversations (0: never).
+	ReassignAfter Duration `json:"reassign_after"`
+	// Retention, in days: closed conversations older than that are deleted (0: kept forever).
+	Retention int       `json:"retention"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Duration is a time.Duration that reads and writes JSON as text such as "15m" (0 is "0s").
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"15m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Manager is what the store knows of a manager: its registration (name and capacity, set by an
@@ -73,14 +110,76 @@ func (k OrgKey) String() string { return "orgkey:" + k.OrgID + "/" + k.Kid + "/"
 
 // Conversation is one chat between a visitor and a manager of an organisation.
 type Conversation struct {
-	ID        string     `json:"id"`
-	OrgID     string     `json:"org_id"`
-	VisitorID string     `json:"visitor_id"`
-	ManagerID string     `json:"manager_id"`
-	Status    string     `json:"status"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
-	ClosedAt  *time.Time `json:"closed_at,omitempty"`
+	ID        string `json:"id"`
+	OrgID     string `json:"org_id"`
+	VisitorID string `json:"visitor_id"`
+	ManagerID string `json:"manager_id"` // "" while pending
+	Status    string `json:"status"`
+	// PreviousManagerIDs are the managers the conversation was taken from (transfer,
+	// reassignment, deletion), oldest first, without the current one: they may no longer read it.
+	PreviousManagerIDs []string   `json:"previous_manager_ids,omitempty"`
+	CreatedAt          time.Time  `json:"created_at"`
+	UpdatedAt          time.Time  `json:"updated_at"`
+	ClosedAt           *time.Time `json:"closed_at,omitempty"`
+}
+
+// Active reports whether the conversation is open or pending.
+func (c Conversation) Active() bool { return c.Status == StatusOpen || c.Status == StatusPending }
+
+// Activity is what the stores keep up to date on every message of a conversation, so that a
+// listing reads it with the conversation: its newest message, and how many messages each side
+// has not marked read yet (UnreadByVisitor counts the manager's messages, UnreadByManager the
+// visitor's).
+type Activity struct {
+	LastMessage     *Message `json:"last_message"`
+	UnreadByVisitor int      `json:"unread_by_visitor"`
+	UnreadByManager int      `json:"unread_by_manager"`
+}
+
+// ConversationItem is a conversation with its activity.
+type ConversationItem struct {
+	Conversation
+	Activity Activity
+}
+
+// ConversationQuery selects conversations of one organisation. Empty filters match all.
+// Items come by (CreatedAt, ID), newest first, or oldest first with Oldest. Cursor is "" for
+// the first page, else the next cursor of the previous page: pages stay stable while
+// conversations are added (they sort before the cursor, newest first, or after the last
+// page, oldest first). Limit is always positive.
+type ConversationQuery struct {
+	OrgID     string
+	Status    string
+	ManagerID string
+	VisitorID string
+	Oldest    bool
+	Limit     int
+	Cursor    string
+}
+
+// ErrBadCursor: a cursor that no page returned.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// EncodeCursor names the position after c in a listing; both stores use it.
+func EncodeCursor(c Conversation) string {
+	b := binary.BigEndian.AppendUint64(nil, uint64(c.CreatedAt.UnixNano()))
+	return base64.RawURLEncoding.EncodeToString(append(b, c.ID...))
+}
+
+// DecodeCursor reads a cursor of EncodeCursor, or returns ErrBadCursor.
+func DecodeCursor(cursor string) (createdAt time.Time, id string, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(b) < 9 || len(b) > 8+64 {
+		return time.Time{}, "", fmt.Errorf("%w: %q", ErrBadCursor, clip(cursor))
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))).UTC(), string(b[8:]), nil
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }
 
 // Sender says who wrote a message: Type is "visitor" or "manager".
@@ -150,22 +249,41 @@ type Store interface {
 	PutManager(ctx context.Context, m Manager) (Manager, error)
 	// Managers returns what the store knows of the given managers of org; unknown ids are absent.
 	Managers(ctx context.Context, org string, ids []string) (map[string]Manager, error)
+	// RegisteredManagers returns the registered managers of org, by id.
+	RegisteredManagers(ctx context.Context, org string) ([]Manager, error)
+	// DeleteManager removes a manager's registration (and its LastAssignedAt), or returns
+	// ErrNotFound when it has none. Its conversations are not touched.
+	DeleteManager(ctx context.Context, org, id string) error
 
-	// CreateConversation stores c (status open) unless the visitor already has an open
-	// conversation in the organisation, in which case it returns ErrConflict: at most one open
-	// conversation per visitor and organisation, also under concurrent calls. When c has a
-	// manager, the manager's LastAssignedAt becomes c.CreatedAt.
+	// CreateConversation stores c (status open, or pending with no manager) unless the visitor
+	// already has an active conversation in the organisation, in which case it returns
+	// ErrConflict: at most one active conversation per visitor and organisation, also under
+	// concurrent calls. When c has a manager, the manager's LastAssignedAt becomes c.CreatedAt.
 	CreateConversation(ctx context.Context, c Conversation) (Conversation, error)
 	// Conversation returns a conversation by id, or ErrNotFound.
 	Conversation(ctx context.Context, id string) (Conversation, error)
-	// OpenConversation returns the visitor's open conversation in org, or ErrNotFound.
+	// ConversationItem returns a conversation with its activity, or ErrNotFound.
+	ConversationItem(ctx context.Context, id string) (ConversationItem, error)
+	// OpenConversation returns the visitor's active (open or pending) conversation in org, or
+	// ErrNotFound.
 	OpenConversation(ctx context.Context, org, visitor string) (Conversation, error)
 	// CloseConversation closes a conversation (a no-op when already closed) and returns it.
 	CloseConversation(ctx context.Context, id string, at time.Time) (Conversation, error)
+	// AssignConversation gives an active conversation whose manager is still from ("" for a
+	// pending one) to the manager to ("" makes it pending), in one atomic step; otherwise
+	// (closed, or another manager by now) it returns ErrConflict and changes nothing. A
+	// non-empty from joins PreviousManagerIDs, to leaves it; status becomes open (pending when
+	// to is ""); UpdatedAt and the new manager's LastAssignedAt become at.
+	AssignConversation(ctx context.Context, id, from, to string, at time.Time) (Conversation, error)
+	// ListConversations returns a page of conversations with their activity, and the cursor of
+	// the next page ("" after the last). It reads an index, never a scan of the organisation:
+	// its cost follows the page, not the number of conversations.
+	ListConversations(ctx context.Context, q ConversationQuery) (items []ConversationItem, next string, err error)
 	// OpenCounts returns the number of open conversations per manager of org.
 	OpenCounts(ctx context.Context, org string) (map[string]int, error)
 
-	// AppendMessage stores m and returns it with its Seq, and created true. When
+	// AppendMessage stores m and returns it with its Seq, and created true; the conversation's
+	// Activity then has m as its last message and one more unread for the other side. When
 	// m.ClientMessageID is set and the same sender already stored a message with it for this
 	// visitor, the stored message is returned with created false and nothing is written.
 	//
@@ -176,13 +294,23 @@ type Store interface {
 	AppendMessage(ctx context.Context, m Message) (msg Message, created bool, err error)
 	// Message returns a message by id, or ErrNotFound.
 	Message(ctx context.Context, id string) (Message, error)
-	// MarkRead sets a message's read flag and read time once; later calls change nothing.
+	// MarkRead sets a message's read flag and read time once (one less unread for its
+	// recipient's side in the conversation's Activity); later calls change nothing.
 	MarkRead(ctx context.Context, id string, at time.Time) (Message, error)
 	// History returns messages of one visitor of org as q selects.
 	History(ctx context.Context, org, visitor string, q HistoryQuery) ([]Message, error)
 
 	// AddNotification stores a notification.
 	AddNotification(ctx context.Context, n Notification) (Notification, error)
+
+	// DeleteVisitor removes everything stored of a visitor of org: its conversations (with
+	// their activity), messages, notifications and message numbering. Deleting a visitor that
+	// has nothing stored is no error.
+	DeleteVisitor(ctx context.Context, org, visitor string) error
+	// DeleteClosedBefore deletes at most limit conversations of org closed before the given
+	// time, with their messages, and returns how many it deleted: a sweep calls it again
+	// while it returns limit. Several nodes may call it at once.
+	DeleteClosedBefore(ctx context.Context, org string, before time.Time, limit int) (int, error)
 
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
