@@ -517,8 +517,16 @@ func (s *Service) CloseConversation(ctx context.Context, id auth.Identity, convI
 	if c.Status == store.StatusClosed {
 		return c, nil
 	}
+	return s.close(ctx, c)
+}
+
+// close closes the active conversation c, tells its participants on
+// /conversations/<id>/status, and, when c held a manager, hands that manager's freed room to a
+// pending conversation. Every way of closing goes through here so that no participant misses it.
+func (s *Service) close(ctx context.Context, c store.Conversation) (store.Conversation, error) {
 	freed := c.Status == store.StatusOpen
-	if c, err = s.store.CloseConversation(ctx, c.ID, s.now()); err != nil {
+	c, err := s.store.CloseConversation(ctx, c.ID, s.now())
+	if err != nil {
 		return c, storeErr(err, errConversationNotFound)
 	}
 	s.publish(c.OrgID, channel.ConversationSubOf(c.ID, "status"), conversationEvent{"conversation", c})

@@ -52,30 +52,40 @@ func itemFor(id auth.Identity, ci store.ConversationItem) Item {
 	return Item{Conversation: ci.Conversation, LastMessage: ci.Activity.LastMessage, UnreadCount: unread}
 }
 
-// ListConversations lists conversations of the caller's organisation. A manager sees its own
-// open conversations by default (pending ones, which have no manager, with status=pending); a
-// service all of them; a visitor only its own, whatever it asks.
-func (s *Service) ListConversations(ctx context.Context, id auth.Identity, q ListQuery) (Page, error) {
+// Check validates a listing request as ListConversations will, and returns it with the default
+// limit filled in: the REST door calls it to refuse a bad request before anything is read.
+func (q ListQuery) Check() (ListQuery, error) {
 	switch q.Status {
 	case "", store.StatusOpen, store.StatusPending, store.StatusClosed:
 	default:
-		return Page{}, Invalid("invalid_status", "status must be open, pending or closed")
+		return q, Invalid("invalid_status", "status must be open, pending or closed, not %q", clipString(q.Status))
 	}
 	for field, v := range map[string]string{"manager_id": q.ManagerID, "visitor_id": q.VisitorID} {
 		if v != "" && !channel.ValidID(v) {
-			return Page{}, Invalid("invalid_"+field, "%s must be 1-64 characters of [A-Za-z0-9_-]", field)
+			return q, Invalid("invalid_"+field, "%s must be 1-64 characters of [A-Za-z0-9_-]", field)
 		}
 	}
 	switch {
 	case q.Limit < 0 || q.Limit > MaxListLimit:
-		return Page{}, Invalid("invalid_limit", "limit must be 1 to %d", MaxListLimit)
+		return q, Invalid("invalid_limit", "limit must be 1 to %d, not %d", MaxListLimit, q.Limit)
 	case q.Limit == 0:
 		q.Limit = DefaultListLimit
 	}
 	if q.Cursor != "" {
 		if _, _, err := store.DecodeCursor(q.Cursor); err != nil {
-			return Page{}, Invalid("invalid_cursor", "cursor must be a next_cursor of an earlier page")
+			return q, Invalid("invalid_cursor", "cursor must be a next_cursor of an earlier page")
 		}
+	}
+	return q, nil
+}
+
+// ListConversations lists conversations of the caller's organisation. A manager sees its own
+// open conversations by default (pending ones, which have no manager, with status=pending); a
+// service all of them; a visitor only its own, whatever it asks.
+func (s *Service) ListConversations(ctx context.Context, id auth.Identity, q ListQuery) (Page, error) {
+	q, err := q.Check()
+	if err != nil {
+		return Page{}, err
 	}
 	sq := store.ConversationQuery{OrgID: id.Org, Status: q.Status, ManagerID: q.ManagerID, VisitorID: q.VisitorID, Limit: q.Limit, Cursor: q.Cursor}
 	switch id.Role {
@@ -483,4 +493,31 @@ func (s *Service) release(ctx context.Context, org, manager string, toPending bo
 			return moved, nil
 		}
 	}
+}
+
+// EraseVisitor deletes everything stored of a visitor of org (README "The support desk"), for
+// its administrators. An active conversation is closed first, as a closing by hand would be, so
+// that its manager and the visitor's open widgets learn that it ended rather than see it vanish.
+// Erasing a visitor with nothing stored is no error, so that a retried request succeeds.
+func (s *Service) EraseVisitor(ctx context.Context, id auth.Identity, org, visitor string) error {
+	if err := s.requireAdmin(id, org); err != nil {
+		return err
+	}
+	if !channel.ValidID(visitor) {
+		return Invalid("invalid_visitor_id", "visitor_id must be 1-64 characters of [A-Za-z0-9_-]")
+	}
+	c, err := s.store.OpenConversation(ctx, org, visitor)
+	switch {
+	case err == nil:
+		if _, err := s.close(ctx, c); err != nil {
+			return err
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return storeErr(err, nil)
+	}
+	if err := s.store.DeleteVisitor(ctx, org, visitor); err != nil {
+		return storeErr(err, nil)
+	}
+	s.log.Info("visitor erased", "org", org, "visitor", visitor)
+	return nil
 }
