@@ -140,3 +140,38 @@ func (c *convCache) put(v store.Conversation) {
 	}
 	c.items[v.ID] = cachedConv{meta: meta, expires: time.Now().Add(c.ttl)}
 }
+
+// MayReceive reports, without blocking, whether id may still receive the deliveries of a
+// conversation: a manager it was taken from may not. It reads only the cache; on a miss it
+// answers yes and refreshes the entry in the background, so a transfer made on another node
+// stops this node's deliveries within convCacheTTL and one message.
+func (s *Service) MayReceive(id auth.Identity, convID string) bool {
+	c, ok := s.convs.get(convID, time.Now())
+	if !ok {
+		s.refresh(id.Org, convID)
+		return true
+	}
+	return c.OrgID == id.Org && canRead(id, c) == nil
+}
+
+// refresh loads a conversation into the cache in the background, once at a time per id.
+func (s *Service) refresh(org, convID string) {
+	s.refreshMu.Lock()
+	if s.refreshing[convID] || len(s.refreshing) >= maxRefreshes {
+		s.refreshMu.Unlock()
+		return
+	}
+	s.refreshing[convID] = true
+	s.refreshMu.Unlock()
+	s.background(func(ctx context.Context) {
+		defer func() {
+			s.refreshMu.Lock()
+			delete(s.refreshing, convID)
+			s.refreshMu.Unlock()
+		}()
+		_, _ = s.conversation(ctx, auth.Identity{Org: org}, convID) // fills the cache
+	})
+}
+
+// maxRefreshes bounds the cache refreshes under way.
+const maxRefreshes = 1000

@@ -82,13 +82,16 @@ type Service struct {
 	// holding open conversations.
 	offMu    sync.Mutex
 	offSince map[string]map[string]time.Time
+
+	refreshMu  sync.Mutex
+	refreshing map[string]bool // conversation ids MayReceive is loading into the cache
 }
 
 // New returns the chat service.
 func New(s store.Store, pub Publisher, p Presence, cfg Config, log *slog.Logger) *Service {
 	return &Service{store: s, pub: pub, presence: p, cfg: cfg, log: log,
 		now:    func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
-		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000, convCacheTTL), offSince: map[string]map[string]time.Time{},
+		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000, convCacheTTL), offSince: map[string]map[string]time.Time{}, refreshing: map[string]bool{},
 		opens: ratelimit.New(cfg.OpensPerMinutePerVisitor), posts: ratelimit.New(cfg.PostsPerMinute)}
 }
 

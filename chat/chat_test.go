@@ -66,6 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { st.Close(context.Background()) })
 	f := &fixture{pub: &recorder{}, duty: presence.NewRegistry(), st: st}
 	f.svc = New(st, f.pub, f.duty, Config{MaxMessagesCount: 5, ContentChars: 20}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(f.svc.Stop) // before the store closes: cleanups run last first
 	return f
 }
 

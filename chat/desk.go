@@ -311,10 +311,20 @@ func (s *Service) AssignPending(ctx context.Context, org string) (int, error) {
 	return n, nil
 }
 
+// dutySettle is how long an assignment after a duty change waits: a door reports the duty as
+// the subscription to /service/* is being made (before its acknowledgement), and the
+// announcement of the assignment must find that subscription in place.
+const dutySettle = 200 * time.Millisecond
+
 // DutyChanged hears of an organisation whose managers on duty changed on this node, and hands
 // its pending conversations to whoever came on duty, in the background.
 func (s *Service) DutyChanged(org string) {
 	s.background(func(ctx context.Context) {
+		select {
+		case <-time.After(dutySettle):
+		case <-ctx.Done():
+			return
+		}
 		if _, err := s.AssignPending(ctx, org); err != nil {
 			s.log.Warn("assign pending conversations", "org", org, "err", err)
 		}
