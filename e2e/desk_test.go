@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -495,5 +496,54 @@ func TestDeskAdminReads(t *testing.T) {
 	managers = want(t, e.get("/admin/orgs/shop/managers", svc), http.StatusOK).body["managers"].([]any)
 	if len(managers) != 1 || managers[0].(map[string]any)["id"] != "m1" {
 		t.Fatalf("managers after deleting m2 = %v", managers)
+	}
+}
+
+// TestDeskDoors: every desk route sits behind the same doors as the others — a token, the
+// browser origins (server-wide, then the caller's organisation's), CORS, and method errors.
+func TestDeskDoors(t *testing.T) {
+	e := start(t, func(c *config.Config) {
+		c.HTTP.AllowedOrigins = []string{"https://shop.example"}
+	})
+	svc := token(t, auth.Service, "shop", "backoffice")
+	want(t, e.call(http.MethodPut, "/admin/orgs/other", token(t, auth.Service, "other", "s"), map[string]any{"allowed_origins": []string{"https://other.example"}}), http.StatusOK)
+	goOnDuty(e, "shop", "m1")
+	conv := openAs(t, e, "shop", "v1", http.StatusCreated)
+	routes := []struct{ method, path string }{
+		{http.MethodGet, "/chat/conversations"},
+		{http.MethodGet, "/chat/conversation/" + conv},
+		{http.MethodGet, "/chat/conversation/" + conv + "/messages"},
+		{http.MethodPost, "/chat/conversation/" + conv + "/transfer"},
+		{http.MethodPost, "/chat/conversation/" + conv + "/claim"},
+		{http.MethodGet, "/chat/duty"},
+		{http.MethodGet, "/admin/orgs/shop"},
+		{http.MethodGet, "/admin/orgs/shop/managers"},
+		{http.MethodDelete, "/admin/orgs/shop/managers/m9"},
+		{http.MethodGet, "/admin/orgs/shop/duty"},
+		{http.MethodDelete, "/admin/orgs/shop/visitors/v9"},
+	}
+	for _, rt := range routes {
+		name := rt.method + " " + rt.path
+		if r := e.call(rt.method, rt.path, "", nil); r.status != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d %s", name, r.status, r.raw)
+		}
+		if r := e.call(rt.method, rt.path, svc, nil, "Origin", "https://evil.example"); r.status != http.StatusForbidden || r.errCode() != "origin_not_allowed" {
+			t.Errorf("%s from a foreign origin: %d %s", name, r.status, r.raw)
+		}
+		if r := e.call(rt.method, rt.path, svc, nil, "Origin", "https://other.example"); r.status != http.StatusForbidden || r.errCode() != "origin_not_allowed" {
+			t.Errorf("%s from another organisation's origin: %d %s", name, r.status, r.raw)
+		}
+		r := e.call(rt.method, rt.path, svc, nil, "Origin", "https://shop.example")
+		if r.status == http.StatusUnauthorized || r.errCode() == "origin_not_allowed" || r.header.Get("Access-Control-Allow-Origin") != "https://shop.example" ||
+			r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s from the shop's origin: %d %v %s", name, r.status, r.header, r.raw)
+		}
+		pre := e.call(http.MethodOptions, rt.path, "", nil, "Origin", "https://shop.example", "Access-Control-Request-Method", rt.method)
+		if pre.status != http.StatusNoContent || !strings.Contains(pre.header.Get("Access-Control-Allow-Methods"), rt.method) {
+			t.Errorf("preflight of %s: %d %v", name, pre.status, pre.header)
+		}
+		if r := e.call(http.MethodPatch, rt.path, svc, nil); r.status != http.StatusMethodNotAllowed || r.errCode() != "method_not_allowed" {
+			t.Errorf("PATCH %s: %d %s", rt.path, r.status, r.raw)
+		}
 	}
 }
