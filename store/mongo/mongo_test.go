@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/convead/chat-server/store"
 	"github.com/convead/chat-server/store/storetest"
@@ -83,5 +84,27 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	_, err = Open(context.Background(), "mongodb://"+addr+"/?connectTimeoutMS=300", "x", 500*time.Millisecond)
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Open against a closed port: err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestDeleteVisitorRemovesNotifications(t *testing.T) {
+	uri := StartFerretDB(t)
+	ctx := context.Background()
+	s, err := Open(ctx, uri, "chat_notifications", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	for _, v := range []string{"v1", "v1", "v2"} {
+		if _, err := s.AddNotification(ctx, store.Notification{ID: store.NewID(), OrgID: "O", VisitorID: v, Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteVisitor(ctx, "O", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.notifications.CountDocuments(ctx, bson.D{})
+	if err != nil || n != 1 {
+		t.Errorf("%d notifications left (%v), want the one of v2", n, err)
 	}
 }
