@@ -694,7 +694,9 @@ func (s *Store) Message(ctx context.Context, id string) (store.Message, error) {
 // MarkRead implements store.Store. Only the call whose update flipped the flag (the filter
 // requires read false) touches the activity: one less unread, not below 0, and the last
 // message's copy marked read too. Like AppendMessage's, that update follows the message's: a
-// crash in between leaves one unread counted too many until the conversation closes.
+// crash in between leaves one unread counted too many until the conversation closes. (On a
+// server that applies updates as read-modify-write, FerretDB, two concurrent first calls may
+// both see read false and both decrement; MongoDB's update of one document is atomic.)
 func (s *Store) MarkRead(ctx context.Context, id string, at time.Time) (store.Message, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -897,19 +899,22 @@ func (s *Store) ListConversations(ctx context.Context, q store.ConversationQuery
 	if q.Status != "" {
 		filter = append(filter, bson.E{Key: "status", Value: q.Status})
 	}
-	dir, past := -1, "$lt"
+	dir, past, upTo := -1, "$lt", "$lte"
 	if q.Oldest {
-		dir, past = 1, "$gt"
+		dir, past, upTo = 1, "$gt", "$gte"
 	}
 	if q.Cursor != "" {
 		createdAt, id, err := store.DecodeCursor(q.Cursor)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", op, err)
 		}
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "created_at", Value: bson.D{{Key: past, Value: createdAt}}}},
-			bson.D{{Key: "created_at", Value: createdAt}, {Key: "_id", Value: bson.D{{Key: past, Value: id}}}},
-		}})
+		// Past (createdAt, id): the bound on created_at gives the index scan its start, the $or
+		// only drops the cursor's own instant up to its id.
+		filter = append(filter, bson.E{Key: "created_at", Value: bson.D{{Key: upTo, Value: createdAt}}},
+			bson.E{Key: "$or", Value: bson.A{
+				bson.D{{Key: "created_at", Value: bson.D{{Key: past, Value: createdAt}}}},
+				bson.D{{Key: "_id", Value: bson.D{{Key: past, Value: id}}}},
+			}})
 	}
 	cur, err := s.conversations.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "created_at", Value: dir}, {Key: "_id", Value: dir}}).SetLimit(int64(q.Limit)+1))
@@ -968,23 +973,27 @@ func (s *Store) DeleteManager(ctx context.Context, org, id string) error {
 	return nil
 }
 
-// conversationIDs returns the ids of the conversations that filter and opts select.
-func (s *Store) conversationIDs(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]string, error) {
-	cur, err := s.conversations.Find(ctx, filter, opts.SetProjection(bson.D{{Key: "_id", Value: 1}}))
+// conversationIDs returns the ids of the conversations that filter and opts select, and the set
+// of their visitors.
+func (s *Store) conversationIDs(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]string, map[string]bool, error) {
+	cur, err := s.conversations.Find(ctx, filter, opts.SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "visitor_id", Value: 1}}))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var docs []struct {
-		ID string `bson:"_id"`
+		ID        string `bson:"_id"`
+		VisitorID string `bson:"visitor_id"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ids := make([]string, len(docs))
+	visitors := map[string]bool{}
 	for i, d := range docs {
 		ids[i] = d.ID
+		visitors[d.VisitorID] = true
 	}
-	return ids, nil
+	return ids, visitors, nil
 }
 
 // DeleteVisitor implements store.Store. Each step is a deleteMany on an index; conversations go
@@ -994,7 +1003,7 @@ func (s *Store) DeleteVisitor(ctx context.Context, org, visitor string) error {
 	defer cancel()
 	op := fmt.Sprintf("delete visitor %s/%s", org, visitor)
 	ofVisitor := bson.D{{Key: "org_id", Value: org}, {Key: "visitor_id", Value: visitor}}
-	ids, err := s.conversationIDs(ctx, ofVisitor, options.Find())
+	ids, _, err := s.conversationIDs(ctx, ofVisitor, options.Find())
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -1024,11 +1033,15 @@ func (s *Store) DeleteVisitor(ctx context.Context, org, visitor string) error {
 // deletes their messages (messages_of_conversation), claims and the conversations themselves,
 // in that order, so that a sweep cut short leaves conversations that the next one finds again.
 // Nodes sweeping at once may pick the same conversations; each counts only what it deleted.
+//
+// Before that, each visitor's Seq hint is raised to its newest stored message (visitor_seq):
+// the sweep may delete the newest messages, and AppendMessage must then go on after them, not
+// hand out their Seqs again, or a client catching up after them would skip the new message.
 func (s *Store) DeleteClosedBefore(ctx context.Context, org string, before time.Time, limit int) (int, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	op := fmt.Sprintf("delete conversations of %s closed before %s", org, before.Format(time.RFC3339))
-	ids, err := s.conversationIDs(ctx, bson.D{{Key: "org_id", Value: org}, {Key: "status", Value: store.StatusClosed},
+	ids, visitors, err := s.conversationIDs(ctx, bson.D{{Key: "org_id", Value: org}, {Key: "status", Value: store.StatusClosed},
 		{Key: "closed_at", Value: bson.D{{Key: "$lt", Value: before}}}},
 		options.Find().SetSort(bson.D{{Key: "closed_at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
@@ -1036,6 +1049,21 @@ func (s *Store) DeleteClosedBefore(ctx context.Context, org string, before time.
 	}
 	if len(ids) == 0 {
 		return 0, nil
+	}
+	for visitor := range visitors {
+		var newest messageDoc
+		err := s.messages.FindOne(ctx, bson.D{{Key: "org_id", Value: org}, {Key: "visitor_id", Value: visitor}},
+			options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}}).SetProjection(bson.D{{Key: "seq", Value: 1}})).Decode(&newest)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue
+		}
+		if err == nil {
+			err = upsert(ctx, s.seqs, bson.D{{Key: "_id", Value: pairKey(org, visitor)}},
+				bson.D{{Key: "$max", Value: bson.D{{Key: "last_seq", Value: newest.Seq}}}})
+		}
+		if err != nil {
+			return 0, wrap(op+": keep the numbering of "+visitor, err)
+		}
 	}
 	in := bson.D{{Key: "$in", Value: ids}}
 	if _, err := s.messages.DeleteMany(ctx, bson.D{{Key: "conversation_id", Value: in}}); err != nil {
