@@ -2,10 +2,12 @@
 // MongoDB URI is configured, and serves a single node for real.
 //
 // Every write is one bbolt transaction, and bbolt runs one write transaction at a time, so each
-// invariant of the store contract is kept by construction: the open-conversation check and the
-// insert happen in the same transaction, and a message's Seq is taken and written in the same
-// transaction, so messages become visible in Seq order. Writes go through DB.Batch, which
-// commits concurrent writes together with one fsync (group commit): durable and fast.
+// invariant of the store contract is kept by construction: the active-conversation check and the
+// insert happen in the same transaction, an assignment compares and sets in one, a message's Seq
+// is taken and written in the same transaction, so messages become visible in Seq order, and
+// every change of a conversation moves its index entries in the transaction that makes it.
+// Writes go through DB.Batch, which commits concurrent writes together with one fsync (group
+// commit): durable and fast.
 package bolt
 
 import (
@@ -31,7 +33,7 @@ var (
 	bOrgs          = []byte("orgs")          // org id → Org
 	bManagers      = []byte("managers")      // org \0 manager id → Manager
 	bConversations = []byte("conversations") // conversation id → Conversation
-	bOpen          = []byte("open")          // org \0 visitor → open conversation id
+	bOpen          = []byte("open")          // org \0 visitor → active (open or pending) conversation id
 	bMessages      = []byte("messages")      // org \0 visitor \0 seq (8 bytes, big endian) → Message
 	bMessageIDs    = []byte("message_ids")   // message id → key in messages
 	bClientIDs     = []byte("client_ids")    // org \0 visitor \0 sender type \0 sender id \0 client id → message id
@@ -39,10 +41,13 @@ var (
 	bOrgKeys       = []byte("org_keys")      // org \0 kid → OrgKey
 	bActivity      = []byte("activity")      // conversation id → Activity
 	bMeta          = []byte("meta")          // "version" → layout version of the file
+	// org \0 visitor → the last Seq (8 bytes, big endian) a retention sweep deleted, so that
+	// numbering goes on after it when the sweep took the visitor's newest messages.
+	bSweptSeqs = []byte("swept_seqs")
 	// A visitor's notifications, for DeleteVisitor: org \0 visitor \0 notification id → nothing.
 	bNotificationsByVisitor = []byte("notifications_by_visitor")
 	allBuckets              = [][]byte{bOrgs, bManagers, bConversations, bOpen, bMessages, bMessageIDs, bClientIDs,
-		bNotifications, bOrgKeys, bActivity, bMeta, bNotificationsByVisitor,
+		bNotifications, bOrgKeys, bActivity, bMeta, bSweptSeqs, bNotificationsByVisitor,
 		bByCreated, bByStatus, bByManager, bByManagerStatus, bByVisitor, bByClosed}
 )
 
@@ -568,6 +573,9 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 		if k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8 {
 			seq = binary.BigEndian.Uint64(k[len(prefix):]) + 1
 		}
+		if swept := tx.Bucket(bSweptSeqs).Get(key(m.OrgID, m.VisitorID)); len(swept) == 8 {
+			seq = max(seq, binary.BigEndian.Uint64(swept)+1)
+		}
 		out = m
 		out.Seq = seq
 		mk := messageKey(m.OrgID, m.VisitorID, seq)
@@ -979,6 +987,9 @@ func (s *Store) DeleteVisitor(ctx context.Context, org, visitor string) error {
 		if err := tx.Bucket(bOpen).Delete(key(org, visitor)); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bSweptSeqs).Delete(key(org, visitor)); err != nil {
+			return err
+		}
 		msgs := tx.Bucket(bMessages)
 		for _, k := range keysWithPrefix(msgs, prefix) {
 			var m store.Message
@@ -1017,7 +1028,9 @@ func (s *Store) DeleteVisitor(ctx context.Context, org, visitor string) error {
 }
 
 // DeleteClosedBefore implements store.Store. It reads the oldest entries of the closing-time
-// index, and deletes each conversation's messages from its visitor's range.
+// index, and deletes each conversation's messages from its visitor's range. The visitor's last
+// Seq is kept aside first: the sweep may take the newest messages, and a Seq must never be
+// handed out twice, or a client catching up after it would skip the new message.
 func (s *Store) DeleteClosedBefore(ctx context.Context, org string, before time.Time, limit int) (int, error) {
 	prefix := key(org, "")
 	end := append(bytes.Clone(prefix), timeKey(before)...)
@@ -1036,7 +1049,17 @@ func (s *Store) DeleteClosedBefore(ctx context.Context, org string, before time.
 			if err := get(tx.Bucket(bConversations), id, &conv); err != nil {
 				return fmt.Errorf("conversation %s: %w", id, err)
 			}
-			for _, k := range keysWithPrefix(msgs, key(org, conv.VisitorID, "")) {
+			keys := keysWithPrefix(msgs, key(org, conv.VisitorID, ""))
+			if len(keys) > 0 {
+				swept := tx.Bucket(bSweptSeqs)
+				last := keys[len(keys)-1]
+				if old := swept.Get(key(org, conv.VisitorID)); bytes.Compare(old, last[len(last)-8:]) < 0 {
+					if err := swept.Put(key(org, conv.VisitorID), bytes.Clone(last[len(last)-8:])); err != nil {
+						return err
+					}
+				}
+			}
+			for _, k := range keys {
 				var m store.Message
 				if err := get(msgs, k, &m); err != nil {
 					return err

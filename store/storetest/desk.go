@@ -558,3 +558,29 @@ func testDeleteClosedBefore(t *testing.T, s store.Store) {
 		t.Errorf("sweep everything closed: %d, want 2", n)
 	}
 }
+
+// testSeqAfterSweep: a retention sweep that takes a visitor's newest messages does not restart
+// its numbering, also when a later sweep takes older ones: a client that saw Seq n must find
+// the next message after n.
+func testSeqAfterSweep(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := now().Add(-time.Hour)
+	a := ok(s.CreateConversation(ctx, newConv("O", "v1", "m1"))).get(t)
+	ok3(s.AppendMessage(ctx, newMsg(a, "visitor", "v1", "1", ""))).get(t)
+	ok(s.CloseConversation(ctx, a.ID, base.Add(2*time.Minute))).get(t)
+	b := ok(s.CreateConversation(ctx, newConv("O", "v1", "m1"))).get(t)
+	ok3(s.AppendMessage(ctx, newMsg(b, "visitor", "v1", "2", ""))).get(t)
+	ok(s.CloseConversation(ctx, b.ID, base.Add(time.Minute))).get(t) // swept first
+	for _, want := range []int{1, 1} {
+		if n := ok(s.DeleteClosedBefore(ctx, "O", base.Add(time.Hour), 1)).get(t); n != want {
+			t.Fatalf("DeleteClosedBefore = %d, want %d", n, want)
+		}
+	}
+	c := ok(s.CreateConversation(ctx, newConv("O", "v1", "m1"))).get(t)
+	if m := ok3(s.AppendMessage(ctx, newMsg(c, "visitor", "v1", "3", ""))).get(t); m.Seq != 3 {
+		t.Errorf("seq after the sweeps = %d, want 3", m.Seq)
+	}
+	if h := ok(s.History(ctx, "O", "v1", store.HistoryQuery{Forward: true, After: 2, Limit: 10})).get(t); len(h) != 1 || h[0].Seq != 3 {
+		t.Errorf("catch-up after 2 = seqs %v, want [3]", seqs(h))
+	}
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 		{"RegisteredManagers", testRegisteredManagers},
 		{"DeleteVisitor", testDeleteVisitor},
 		{"DeleteClosedBefore", testDeleteClosedBefore},
+		{"SeqAfterSweep", testSeqAfterSweep},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
