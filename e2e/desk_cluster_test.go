@@ -31,6 +31,7 @@ func TestClusterDesk(t *testing.T) {
 	if conv["manager_id"] != "anna" {
 		t.Fatalf("conversation assigned to %v, want anna (the only one on duty)", conv["manager_id"])
 	}
+	anna.nextOn("/service/v1") // the opening
 	bob := n2.mustConnect(bTok, "bob-app")
 	bob.mustSubscribe("orgs/shop/service/+")
 	annaConv := newLPClient(t, aTok, false, n1.base)
