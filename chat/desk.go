@@ -516,6 +516,10 @@ func (s *Service) EraseVisitor(ctx context.Context, id auth.Identity, org, visit
 	if !channel.ValidID(visitor) {
 		return Invalid("invalid_visitor_id", "visitor_id must be 1-64 characters of [A-Za-z0-9_-]")
 	}
+	// Openings create under this lock: none slips in between the closing and the deletion.
+	mu := s.orgLock(org)
+	mu.Lock()
+	defer mu.Unlock()
 	c, err := s.store.OpenConversation(ctx, org, visitor)
 	switch {
 	case err == nil:

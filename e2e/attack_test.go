@@ -158,7 +158,7 @@ func TestRESTBadInput(t *testing.T) {
 		{"admin of another org", "PUT", "/admin/orgs/other", token(t, auth.Service, "shop", "s"), map[string]any{"name": "x"}, nil, 403, "forbidden"},
 		{"origin not allowed", "POST", post, vTok, map[string]any{"content": "x"}, []string{"Origin", "https://evil.example"}, 403, "origin_not_allowed"},
 		{"unknown endpoint", "POST", "/chat/nothing", vTok, nil, nil, 404, "not_found"},
-		{"wrong method", "GET", post, vTok, nil, nil, 405, "method_not_allowed"},
+		{"wrong method", "DELETE", post, vTok, nil, nil, 405, "method_not_allowed"},
 	}
 	for _, tc := range cases {
 		r := e.call(tc.method, tc.path, tc.tok, tc.body, tc.headers...)
