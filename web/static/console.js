@@ -245,7 +245,7 @@ class Session {
     const last = [...view.messages.values()].pop();
     t.item.querySelector('.preview').textContent = last ? last.message.content : 'No messages yet';
     t.item.querySelector('.badge').textContent = view.unread > 0 ? String(view.unread) : '';
-    t.item.querySelector('.unread').textContent = view.unread > 0 ? `${view.unread} unread` : '';
+    t.item.querySelector('.unread').textContent = view.unread > 0 ? ` (${view.unread} unread)` : '';
     t.item.classList.toggle('closed', view.closed);
     t.item.dataset.conversation = view.id || '';
     if (t === this.selected) this.header();
