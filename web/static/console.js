@@ -112,8 +112,9 @@ class Session {
     try {
       const [mine, waiting] = await Promise.all([this.api.conversations(), this.api.conversations({ status: 'pending' })]);
       // Oldest first: each one goes on top, so the list keeps the server's order.
-      await Promise.all([...waiting, ...mine].reverse().map((i) => this.add(i.conversation, i.unread_count)));
-      $('inbox-status').textContent = '';
+      const joined = await Promise.allSettled([...waiting, ...mine].reverse().map((i) => this.add(i.conversation, i.unread_count)));
+      const failed = joined.filter((r) => r.status === 'rejected').length;
+      $('inbox-status').textContent = failed ? `${failed} of the conversations could not be followed live.` : '';
     } catch (err) {
       $('inbox-status').textContent = `Could not load the conversations: ${err.message}`;
     } finally {
@@ -161,6 +162,7 @@ class Session {
       $('duty').disabled = false;
     }
     this.refreshDuty();
+    setTimeout(() => this.refreshDuty(), 1500); // presence may take a moment to reach every node
   }
 
   // refreshDuty lists the organisation's managers on duty (all tabs and nodes), and offers the
