@@ -131,6 +131,7 @@ class Session {
     for (const [node, type, fn] of this.listeners) node.removeEventListener(type, fn);
     for (const t of this.threads.values()) t.view.detach();
     clearInterval(this.dutyTimer);
+    this.ended = true;
     this.client.disconnect();
   }
 
@@ -168,12 +169,14 @@ class Session {
   // refreshDuty lists the organisation's managers on duty (all tabs and nodes), and offers the
   // others as transfer targets.
   async refreshDuty() {
+    if (this.ended) return;
     try {
       const { on_duty: ids = [] } = await this.api.duty();
       this.onDuty = ids;
     } catch {
       return; // the list stays as it was; the next refresh tries again
     }
+    if (this.ended) return;
     $('on-duty').replaceChildren(...this.onDuty.map((id) =>
       el('li', { class: id === this.me.sub ? 'me' : '' }, id === this.me.sub ? `${id} (you)` : id)));
     const others = this.onDuty.filter((id) => id !== this.me.sub);
