@@ -233,6 +233,8 @@ describe('console and demo page', () => {
       const read = (await api(srv.base, `/chat/conversation/${c2.id}/messages`, v2, {})).body.messages;
       assert.ok(read.every((m) => m.read), JSON.stringify(read));
 
+      await a.screenshot({ path: path.join(artifacts, 'console-desk.png') });
+
       // Bob comes on duty elsewhere; tab A transfers v1 to him: it leaves both tabs.
       bob = fayeClient(srv.base, token('manager', org, 'bob'));
       const bobSees = await subscribe(bob, '/service/*');
@@ -281,6 +283,7 @@ describe('console and demo page', () => {
       await page.locator('.message.theirs', { hasText: 'Is anyone there?' }).waitFor();
       await page.locator('#chat-status', { hasText: 'pending' }).waitFor();
       assert.ok(await page.getByLabel('Reply').isDisabled());
+      await page.screenshot({ path: path.join(artifacts, 'console-waiting.png') });
       await page.getByRole('button', { name: 'Claim' }).click();
       await page.getByRole('list', { name: 'Mine' }).getByRole('button', { name: /^w1/ }).waitFor();
       await page.locator('#chat-status', { hasText: 'open' }).waitFor();
