@@ -235,13 +235,17 @@ describe('console and demo page', () => {
 
       await a.screenshot({ path: path.join(artifacts, 'console-desk.png') });
 
-      // Bob comes on duty elsewhere; tab A transfers v1 to him: it leaves both tabs.
+      // Bob comes on duty elsewhere; tab A transfers v1 to him: it leaves both tabs, tab B off
+      // duty too (it hears nothing live of it then: its next sync with the server finds it).
+      await b.getByRole('switch', { name: 'On duty' }).uncheck();
+      await b.locator('#duty-help', { hasText: 'Off duty' }).waitFor();
       bob = fayeClient(srv.base, token('manager', org, 'bob'));
       const bobSees = await subscribe(bob, '/service/*');
       await a.getByLabel('Transfer to').focus(); // refreshes who is on duty
       await a.getByLabel('Transfer to').selectOption('bob');
       await a.getByRole('button', { name: 'Transfer' }).click();
-      for (const page of [a, b]) await thread(page, 'Mine', 'v1').waitFor({ state: 'detached' });
+      await thread(a, 'Mine', 'v1').waitFor({ state: 'detached' });
+      await thread(b, 'Mine', 'v1').waitFor({ state: 'detached', timeout: 25000 });
       let moved;
       do moved = await bobSees.next(5000, 'the transferred conversation'); while (moved.conversation?.id !== c1.id);
       assert.equal(moved.conversation.manager_id, 'bob');

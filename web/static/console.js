@@ -59,7 +59,7 @@ function signOut() {
   showSignIn('');
 }
 
-const DUTY_EVERY = 15000; // refresh the list of managers on duty this often
+const SYNC_EVERY = 15000; // read the lists and the managers on duty again this often
 
 class Session {
   constructor(token, me) {
@@ -95,7 +95,7 @@ class Session {
     $('waiting').replaceChildren();
     this.select(null);
     this.connection('idle');
-    this.dutyTimer = setInterval(() => this.refreshDuty(), DUTY_EVERY);
+    this.syncTimer = setInterval(() => { this.refreshDuty(); this.sync().catch(() => {}); }, SYNC_EVERY);
     this.refreshDuty();
     this.load(kept.selected);
     if (kept.duty) { $('duty').checked = true; this.setDuty(true); }
@@ -110,17 +110,28 @@ class Session {
     this.loading = true;
     $('inbox-status').textContent = 'Loading conversations…';
     try {
-      const [mine, waiting] = await Promise.all([this.api.conversations(), this.api.conversations({ status: 'pending' })]);
-      // Oldest first: each one goes on top, so the list keeps the server's order.
-      const joined = await Promise.allSettled([...waiting, ...mine].reverse().map((i) => this.add(i.conversation, i.unread_count)));
-      const failed = joined.filter((r) => r.status === 'rejected').length;
-      $('inbox-status').textContent = failed ? `${failed} of the conversations could not be followed live.` : '';
+      await this.sync();
     } catch (err) {
       $('inbox-status').textContent = `Could not load the conversations: ${err.message}`;
     } finally {
       this.loading = false;
     }
     if (!this.selected) this.select(this.threads.get(selected) || this.mine()[0] || null);
+  }
+
+  // sync makes the lists the server's: it joins the conversations missing here and reads again
+  // those that left the server's lists. Live events cover the rest, but they are at most once,
+  // and a conversation taken from this manager stops delivering (to its other tabs too).
+  async sync() {
+    if (this.ended) return;
+    const [mine, waiting] = await Promise.all([this.api.conversations(), this.api.conversations({ status: 'pending' })]);
+    const items = [...waiting, ...mine];
+    const listed = new Set(items.map((i) => i.conversation.id));
+    for (const t of [...this.threads.values()]) if (t.view.id && !t.view.closed && !listed.has(t.view.id)) this.refresh(t);
+    // Oldest first: each new one goes on top, so the lists keep the server's order.
+    const joined = await Promise.allSettled(items.reverse().map((i) => this.add(i.conversation, i.unread_count)));
+    const failed = joined.filter((r) => r.status === 'rejected').length;
+    $('inbox-status').textContent = failed ? `${failed} of the conversations could not be followed live.` : '';
   }
 
   mine() {
@@ -130,7 +141,7 @@ class Session {
   end() {
     for (const [node, type, fn] of this.listeners) node.removeEventListener(type, fn);
     for (const t of this.threads.values()) t.view.detach();
-    clearInterval(this.dutyTimer);
+    clearInterval(this.syncTimer);
     this.ended = true;
     this.client.disconnect();
   }
@@ -140,7 +151,10 @@ class Session {
     $('connection').dataset.state = state;
     $('connection').textContent = label;
     // Back after a cut: fetch what was posted meanwhile (live delivery is at most once).
-    if (state === 'up' && this.ups++ > 0) for (const t of this.threads.values()) t.view.catchUp().catch(() => {});
+    if (state === 'up' && this.ups++ > 0) {
+      for (const t of this.threads.values()) t.view.catchUp().catch(() => {});
+      this.sync().catch(() => {});
+    }
   }
 
   async setDuty(on) {
@@ -240,7 +254,7 @@ class Session {
   drop(t) {
     t.view.detach();
     t.item.remove();
-    this.threads.delete(t.visitor);
+    if (this.threads.get(t.visitor) === t) this.threads.delete(t.visitor);
     if (this.selected === t) this.select(null);
   }
 
@@ -343,10 +357,14 @@ class Session {
     }
   }
 
-  // refresh reads a conversation again (someone else changed it).
+  // refresh reads a conversation again (someone else changed it): the visitor's open one tells
+  // who has it now; otherwise it was closed. One this manager may no longer read leaves the lists.
   async refresh(t) {
-    const { conversation } = await this.api.conversation(t.view.id).catch(() => ({}));
-    if (conversation) t.view.update(conversation);
+    const id = t.view.id;
+    const open = await this.api.conversations({ visitor_id: t.visitor, status: 'open' }, 1).catch(() => []);
+    const item = open.find((i) => i.conversation.id === id) || await this.api.conversation(id).catch(() => null);
+    if (t.view.id !== id) return;
+    if (item) t.view.update(item.conversation); else this.drop(t);
   }
 
   async startWith(visitorId) {
