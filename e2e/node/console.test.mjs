@@ -28,7 +28,9 @@ function watch(page, name, problems) {
     if (msg.type() === 'error' && !msg.text().includes('status of 422')) problems.push(`${name}: ${msg.text()}`);
   });
   page.on('requestfailed', (req) => {
-    if (!req.url().includes('/faye')) problems.push(`${name}: ${req.url()} ${req.failure()?.errorText}`);
+    // A reload aborts what the page was still fetching (net::ERR_ABORTED): not a broken page.
+    const error = req.failure()?.errorText || '';
+    if (!req.url().includes('/faye') && !error.includes('ERR_ABORTED')) problems.push(`${name}: ${req.url()} ${error}`);
   });
 }
 

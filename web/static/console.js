@@ -229,7 +229,7 @@ class Session {
         el('span', { class: 'preview' })));
       t = { view, item, visitor: conv.visitor_id };
       this.threads.set(conv.visitor_id, t);
-      item.classList.add('new');
+      if (!this.loading) item.classList.add('new'); // arrived live, not yet looked at
       list.prepend(item);
     }
     await t.view.attach(conv, unread);
