@@ -20,6 +20,16 @@ async function demoLinks(srv) {
   return links;
 }
 
+// admin PUTs a setting of org with a service token of it.
+async function admin(srv, org, route, body) {
+  const res = await fetch(`${srv.base}/admin/orgs/${org}${route}`, {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token('service', org, 'admin')}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
 // watch records what would show a broken page: script errors, CSP refusals, failed requests.
 function watch(page, name, problems) {
   page.on('pageerror', (err) => problems.push(`${name}: ${err.message}`));
@@ -266,12 +276,7 @@ describe('console and demo page', () => {
 
   test('the console lists waiting conversations and claims one', async () => {
     const org = 'desk-queue';
-    const res = await fetch(`${srv.base}/admin/orgs/${org}`, {
-      method: 'PUT',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token('service', org, 'admin')}` },
-      body: JSON.stringify({ name: 'Queue shop', offline_mode: 'queue' }),
-    });
-    assert.equal(res.status, 200, await res.text());
+    await admin(srv, org, '', { name: 'Queue shop', offline_mode: 'queue' });
     // Nobody on duty: the conversation waits.
     const w1 = token('visitor', org, 'w1');
     const conv = (await api(srv.base, '/chat/service/w1', w1)).body.conversation;
@@ -303,6 +308,49 @@ describe('console and demo page', () => {
       assert.deepEqual(problems, []);
     } catch (err) {
       await page.screenshot({ path: path.join(artifacts, 'failed-claim.png') }).catch(() => {});
+      if (problems.length) err.message += `\npage problems: ${problems.join('\n')}`;
+      throw err;
+    } finally {
+      await ctx.close();
+    }
+  });
+  test('the console shows a conversation waiting live, then assigned when its manager has room', async () => {
+    const org = 'desk-capacity';
+    await admin(srv, org, '', { name: 'Busy shop', offline_mode: 'queue' });
+    await admin(srv, org, '/managers/dan', { name: 'Dan', capacity: 1 });
+    const problems = [];
+    const ctx = await browser.newContext({ viewport: { width: 1200, height: 700 } });
+    const page = await ctx.newPage();
+    const list = (name) => page.getByRole('list', { name });
+    try {
+      watch(page, 'console', problems);
+      await page.goto(`${srv.base}/console#token=${token('manager', org, 'dan')}`);
+      await page.getByRole('switch', { name: 'On duty' }).check();
+      await page.locator('#duty-help', { hasText: 'On duty' }).waitFor();
+      await list('Managers on duty').getByText('dan (you)').waitFor();
+
+      // The first visitor gets Dan; the second waits (Dan is full), live in Waiting.
+      const x0 = (await api(srv.base, '/chat/service/x0', token('visitor', org, 'x0'))).body.conversation;
+      assert.equal(x0.manager_id, 'dan');
+      await list('Mine').getByRole('button', { name: /^x0/ }).waitFor();
+      const x1tok = token('visitor', org, 'x1');
+      const x1 = (await api(srv.base, '/chat/service/x1', x1tok)).body.conversation;
+      assert.equal(x1.status, 'pending');
+      await list('Waiting').getByRole('button', { name: /^x1/ }).waitFor();
+      await api(srv.base, `/chat/conversation/${x1.id}`, x1tok, { content: 'Queued question' });
+      await list('Waiting').getByRole('button', { name: /^x1.*\(1 unread\)/ }).waitFor();
+
+      // Dan closes x0: he has room, x1 is his.
+      await list('Mine').getByRole('button', { name: /^x0/ }).click();
+      await page.getByRole('button', { name: 'Close conversation' }).click();
+      await list('Mine').getByRole('button', { name: /^x1/ }).waitFor();
+      assert.equal(await list('Waiting').getByRole('button').count(), 0);
+      await list('Mine').getByRole('button', { name: /^x1/ }).click();
+      await page.locator('.message.theirs', { hasText: 'Queued question' }).waitFor();
+      await page.locator('#chat-status', { hasText: 'open' }).waitFor();
+      assert.deepEqual(problems, []);
+    } catch (err) {
+      await page.screenshot({ path: path.join(artifacts, 'failed-capacity.png') }).catch(() => {});
       if (problems.length) err.message += `\npage problems: ${problems.join('\n')}`;
       throw err;
     } finally {
