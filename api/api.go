@@ -18,6 +18,7 @@ import (
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/origin"
 	"github.com/convead/chat-server/ratelimit"
+	"github.com/convead/chat-server/store"
 )
 
 // Config configures the REST door.
@@ -65,12 +66,23 @@ func Register(app *fiber.App, svc *chat.Service, v Verifier, cfg Config, log *sl
 	}
 	app.Post("/chat/service/:visitor_id", h.openConversation)
 	app.Post("/chat/conversation/:conversation_id", h.postMessage)
+	app.Get("/chat/conversations", h.listConversations)
+	app.Get("/chat/conversation/:conversation_id", h.conversationItem)
+	app.Get("/chat/conversation/:conversation_id/messages", h.history)
 	app.Post("/chat/conversation/:conversation_id/messages", h.history)
+	app.Post("/chat/conversation/:conversation_id/transfer", h.transfer)
+	app.Post("/chat/conversation/:conversation_id/claim", h.claim)
+	app.Get("/chat/duty", h.onDuty)
 	app.Post("/chat/conversation/:conversation_id/message/:message_id/mark_read", h.markRead)
 	app.Post("/chat/conversation/:conversation_id/close", h.closeConversation)
 	app.Post("/chat/notifications/:visitor_id", h.notify)
+	app.Get("/admin/orgs/:org_id", h.org)
 	app.Put("/admin/orgs/:org_id", h.putOrg)
+	app.Get("/admin/orgs/:org_id/managers", h.managers)
 	app.Put("/admin/orgs/:org_id/managers/:manager_id", h.putManager)
+	app.Delete("/admin/orgs/:org_id/managers/:manager_id", h.deleteManager)
+	app.Get("/admin/orgs/:org_id/duty", h.duty)
+	app.Delete("/admin/orgs/:org_id/visitors/:visitor_id", h.eraseVisitor)
 	app.Put("/admin/orgs/:org_id/keys/:kid", h.putOrgKey)
 	app.Get("/admin/orgs/:org_id/keys", h.orgKeys)
 	app.Put("/admin/orgs/:org_id/keys", h.putOrgJWKS)
@@ -262,7 +274,71 @@ func (h *handlers) openConversation(c *fiber.Ctx) error {
 		return r.err
 	}
 	conv, isNew, err := h.svc.OpenConversation(c.UserContext(), r.id, c.Params("visitor_id"))
-	return reply(c, created(isNew), "conversation", conv, err)
+	if err != nil || conv.Status != store.StatusPending {
+		return reply(c, created(isNew), "conversation", conv, err)
+	}
+	// A queued visitor waits for a manager: the widget shows the offline message meanwhile.
+	msg, err := h.svc.OfflineMessage(c.UserContext(), r.id.Org)
+	if err != nil {
+		return err
+	}
+	return c.Status(created(isNew)).JSON(fiber.Map{"conversation": conv, "chat_offline_message": msg})
+}
+
+func (h *handlers) listConversations(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	q, err := ListQueryOf(r.p)
+	if err != nil {
+		return err
+	}
+	page, err := h.svc.ListConversations(c.UserContext(), r.id, q)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusOK).JSON(page)
+}
+
+func (h *handlers) conversationItem(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	item, err := h.svc.ConversationItem(c.UserContext(), r.id, c.Params("conversation_id"))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusOK).JSON(item)
+}
+
+func (h *handlers) transfer(c *fiber.Ctx) error {
+	r := h.read(c)
+	to := r.str("manager_id")
+	if r.err != nil {
+		return r.err
+	}
+	conv, err := h.svc.Transfer(c.UserContext(), r.id, c.Params("conversation_id"), to)
+	return reply(c, fiber.StatusOK, "conversation", conv, err)
+}
+
+func (h *handlers) claim(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	conv, err := h.svc.Claim(c.UserContext(), r.id, c.Params("conversation_id"))
+	return reply(c, fiber.StatusOK, "conversation", conv, err)
+}
+
+func (h *handlers) onDuty(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	on, err := h.svc.OnDutyManagers(r.id)
+	return reply(c, fiber.StatusOK, "on_duty", on, err)
 }
 
 func (h *handlers) postMessage(c *fiber.Ctx) error {
@@ -321,17 +397,25 @@ func (h *handlers) notify(c *fiber.Ctx) error {
 	return reply(c, fiber.StatusCreated, "notification", n, err)
 }
 
-func (h *handlers) putOrg(c *fiber.Ctx) error {
+func (h *handlers) org(c *fiber.Ctx) error {
 	r := h.read(c)
-	name, offline := r.str("name"), r.str("chat_offline_message")
-	var origins []string
-	if r.err == nil {
-		origins, r.err = r.p.Strings("allowed_origins")
-	}
 	if r.err != nil {
 		return r.err
 	}
-	o, err := h.svc.PutOrg(c.UserContext(), r.id, c.Params("org_id"), name, offline, origins)
+	o, err := h.svc.Org(c.UserContext(), r.id, c.Params("org_id"))
+	return reply(c, fiber.StatusOK, "org", o, err)
+}
+
+func (h *handlers) putOrg(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	in, err := OrgSettingsOf(r.p)
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.PutOrg(c.UserContext(), r.id, c.Params("org_id"), in)
 	if err == nil {
 		h.cfg.Origins.SetOrg(o.ID, o.AllowedOrigins)
 	}
@@ -346,6 +430,46 @@ func (h *handlers) putManager(c *fiber.Ctx) error {
 	}
 	m, err := h.svc.PutManager(c.UserContext(), r.id, c.Params("org_id"), c.Params("manager_id"), name, capacity)
 	return reply(c, fiber.StatusOK, "manager", m, err)
+}
+
+func (h *handlers) managers(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	ms, err := h.svc.Managers(c.UserContext(), r.id, c.Params("org_id"))
+	return reply(c, fiber.StatusOK, "managers", ms, err)
+}
+
+func (h *handlers) deleteManager(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	if err := h.svc.DeleteManager(c.UserContext(), r.id, c.Params("org_id"), c.Params("manager_id")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (h *handlers) duty(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	on, err := h.svc.Duty(r.id, c.Params("org_id"))
+	return reply(c, fiber.StatusOK, "on_duty", on, err)
+}
+
+func (h *handlers) eraseVisitor(c *fiber.Ctx) error {
+	r := h.read(c)
+	if r.err != nil {
+		return r.err
+	}
+	if err := h.svc.EraseVisitor(c.UserContext(), r.id, c.Params("org_id"), c.Params("visitor_id")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
 }
 
 func (h *handlers) putOrgKey(c *fiber.Ctx) error {

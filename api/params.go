@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/convead/chat-server/chat"
@@ -252,4 +253,46 @@ func (p Params) Sender() (Sender, bool, error) {
 		return Sender{}, false, chat.Invalid("invalid_sender", "sender.id is required")
 	}
 	return s, true, nil
+}
+
+// ListQueryOf reads the parameters of a conversation listing (status, manager_id, visitor_id,
+// limit, cursor) and checks them as the listing will.
+func ListQueryOf(p Params) (chat.ListQuery, error) {
+	var q chat.ListQuery
+	var err error
+	for key, dst := range map[string]*string{"status": &q.Status, "manager_id": &q.ManagerID, "visitor_id": &q.VisitorID, "cursor": &q.Cursor} {
+		if *dst, err = p.String(key); err != nil {
+			return q, err
+		}
+	}
+	if q.Limit, err = p.Int("limit"); err != nil {
+		return q, err
+	}
+	return q.Check()
+}
+
+// OrgSettingsOf reads the settings of PUT /admin/orgs/:org_id. reassign_after is a Go duration
+// such as "15m" ("" or absent: off), so that the unit is always written out.
+func OrgSettingsOf(p Params) (chat.OrgSettings, error) {
+	var in chat.OrgSettings
+	var err error
+	for key, dst := range map[string]*string{"name": &in.Name, "chat_offline_message": &in.ChatOfflineMessage, "offline_mode": &in.OfflineMode} {
+		if *dst, err = p.String(key); err != nil {
+			return in, err
+		}
+	}
+	if in.AllowedOrigins, err = p.Strings("allowed_origins"); err != nil {
+		return in, err
+	}
+	if in.Retention, err = p.Int("retention"); err != nil {
+		return in, err
+	}
+	after, err := p.String("reassign_after")
+	if err != nil || after == "" {
+		return in, err
+	}
+	if in.ReassignAfter, err = time.ParseDuration(after); err != nil {
+		return in, chat.Invalid("invalid_reassign_after", "reassign_after must be a duration such as \"15m\", not %q", clip(after))
+	}
+	return in, nil
 }

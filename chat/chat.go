@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,13 +72,26 @@ type Service struct {
 	convs *convCache
 
 	opens, posts *ratelimit.Limiter
+
+	// Background work (assignments after a duty change or a closing) ends before Stop returns.
+	bgMu    sync.Mutex
+	bg      sync.WaitGroup
+	stopped bool
+
+	// offSince is when the sweeps first saw each manager (org → manager) off duty while
+	// holding open conversations.
+	offMu    sync.Mutex
+	offSince map[string]map[string]time.Time
+
+	refreshMu  sync.Mutex
+	refreshing map[string]bool // conversation ids MayReceive is loading into the cache
 }
 
 // New returns the chat service.
 func New(s store.Store, pub Publisher, p Presence, cfg Config, log *slog.Logger) *Service {
 	return &Service{store: s, pub: pub, presence: p, cfg: cfg, log: log,
 		now:    func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
-		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000),
+		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000, convCacheTTL), offSince: map[string]map[string]time.Time{}, refreshing: map[string]bool{},
 		opens: ratelimit.New(cfg.OpensPerMinutePerVisitor), posts: ratelimit.New(cfg.PostsPerMinute)}
 }
 
@@ -201,27 +215,51 @@ func (s *Service) create(ctx context.Context, id auth.Identity, visitorID string
 	mu := s.orgLock(id.Org)
 	mu.Lock()
 	defer mu.Unlock()
-	manager := id.Subject
+	manager, status := id.Subject, store.StatusOpen
 	if id.Role != auth.Manager {
 		var err error
 		if manager, err = s.chooseManager(ctx, id.Org); err != nil {
-			return store.Conversation{}, err
+			if queued, qerr := s.queues(ctx, id.Org, err); !queued {
+				return store.Conversation{}, qerr
+			}
+			manager, status = "", store.StatusPending
 		}
 	}
 	now := s.now()
 	c, err := s.store.CreateConversation(ctx, store.Conversation{ID: store.NewID(), OrgID: id.Org, VisitorID: visitorID,
-		ManagerID: manager, Status: store.StatusOpen, CreatedAt: now, UpdatedAt: now})
+		ManagerID: manager, Status: status, CreatedAt: now, UpdatedAt: now})
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return c, storeErr(err, nil)
 	}
 	return c, err
 }
 
+// queues tells whether an opening that found no manager (err) becomes a pending conversation:
+// under offline_mode queue it does; otherwise err (chat_offline) stands.
+func (s *Service) queues(ctx context.Context, org string, err error) (bool, error) {
+	if e := AsError(err); e == nil || e.Kind != KindOffline {
+		return false, err
+	}
+	o, oerr := s.store.Org(ctx, org)
+	switch {
+	case oerr != nil && !errors.Is(oerr, store.ErrNotFound):
+		return false, storeErr(oerr, nil)
+	case oerr == nil && o.OfflineMode == store.OfflineQueue:
+		return true, nil
+	}
+	return false, err
+}
+
 // chooseManager picks among the on-duty managers the least loaded one below its capacity, ties
 // going to the one assigned longest ago (never assigned counts as longest) and then by id, so
 // the choice is deterministic.
 func (s *Service) chooseManager(ctx context.Context, org string) (string, error) {
-	onDuty := s.presence.OnDuty(org)
+	return s.chooseManagerExcept(ctx, org, "")
+}
+
+// chooseManagerExcept is chooseManager never choosing except.
+func (s *Service) chooseManagerExcept(ctx context.Context, org, except string) (string, error) {
+	onDuty := slices.DeleteFunc(slices.Clone(s.presence.OnDuty(org)), func(m string) bool { return m == except })
 	if len(onDuty) > 0 {
 		loads, err := s.store.OpenCounts(ctx, org)
 		if err != nil {
@@ -252,13 +290,9 @@ func (s *Service) chooseManager(ctx context.Context, org string) (string, error)
 			return best, nil
 		}
 	}
-	msg := DefaultOfflineMessage
-	o, err := s.store.Org(ctx, org)
-	switch {
-	case err == nil && o.ChatOfflineMessage != "":
-		msg = o.ChatOfflineMessage
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return "", storeErr(err, nil)
+	msg, err := s.OfflineMessage(ctx, org)
+	if err != nil {
+		return "", err
 	}
 	return "", newErr(KindOffline, "chat_offline", "%s", msg)
 }
@@ -334,8 +368,8 @@ func (s *Service) PostMessage(ctx context.Context, id auth.Identity, convID, con
 	if err := validateContent(content, s.cfg.ContentChars); err != nil {
 		return store.Message{}, false, err
 	}
-	if c.Status != store.StatusOpen {
-		return store.Message{}, false, newErr(KindConflict, "conversation_closed", "the conversation is closed")
+	if !c.Active() {
+		return store.Message{}, false, errClosed
 	}
 	m, created, err := s.store.AppendMessage(ctx, store.Message{ID: store.NewID(), ConversationID: c.ID, OrgID: c.OrgID,
 		VisitorID: c.VisitorID, Sender: sender, Content: content, ClientMessageID: clientMessageID, CreatedAt: s.now()})
@@ -369,6 +403,9 @@ func (s *Service) History(ctx context.Context, id auth.Identity, convID string, 
 	}
 	if id.Role == auth.Visitor && id.Subject != c.VisitorID {
 		return nil, Forbidden("a visitor can only read its own history")
+	}
+	if err := canRead(id, c); err != nil {
+		return nil, err
 	}
 	limit := q.Count
 	switch {
@@ -483,10 +520,22 @@ func (s *Service) CloseConversation(ctx context.Context, id auth.Identity, convI
 	if c.Status == store.StatusClosed {
 		return c, nil
 	}
-	if c, err = s.store.CloseConversation(ctx, c.ID, s.now()); err != nil {
+	return s.close(ctx, c)
+}
+
+// close closes the active conversation c, tells its participants on
+// /conversations/<id>/status, and, when c held a manager, hands that manager's freed room to a
+// pending conversation. Every way of closing goes through here so that no participant misses it.
+func (s *Service) close(ctx context.Context, c store.Conversation) (store.Conversation, error) {
+	freed := c.Status == store.StatusOpen
+	c, err := s.store.CloseConversation(ctx, c.ID, s.now())
+	if err != nil {
 		return c, storeErr(err, errConversationNotFound)
 	}
 	s.publish(c.OrgID, channel.ConversationSubOf(c.ID, "status"), conversationEvent{"conversation", c})
+	if freed {
+		s.DutyChanged(c.OrgID) // its manager has room for a pending one
+	}
 	return c, nil
 }
 
@@ -523,26 +572,60 @@ func (s *Service) requireAdmin(id auth.Identity, org string) error {
 // MaxOrgOrigins bounds an organisation's allowed origins.
 const MaxOrgOrigins = 100
 
-// PutOrg sets an organisation's name, offline message and allowed browser origins.
-func (s *Service) PutOrg(ctx context.Context, id auth.Identity, org, name, offlineMessage string, origins []string) (store.Org, error) {
+// OrgSettings are what an administrator sets of an organisation.
+type OrgSettings struct {
+	Name               string
+	ChatOfflineMessage string
+	AllowedOrigins     []string
+	OfflineMode        string
+	ReassignAfter      time.Duration
+	Retention          int // days
+}
+
+// Bounds of the organisation settings.
+const (
+	MinReassignAfter = time.Second
+	MaxReassignAfter = 30 * 24 * time.Hour
+	MaxRetentionDays = 10 * 365
+)
+
+// PutOrg sets an organisation's name, offline message, allowed browser origins and desk settings.
+func (s *Service) PutOrg(ctx context.Context, id auth.Identity, org string, in OrgSettings) (store.Org, error) {
 	if err := s.requireAdmin(id, org); err != nil {
 		return store.Org{}, err
 	}
-	if len(origins) > MaxOrgOrigins {
+	if len(in.AllowedOrigins) > MaxOrgOrigins {
 		return store.Org{}, Invalid("invalid_allowed_origins", "at most %d allowed origins", MaxOrgOrigins)
 	}
-	for _, o := range origins {
+	for _, o := range in.AllowedOrigins {
 		if !origin.Valid(o) {
 			return store.Org{}, Invalid("invalid_allowed_origins", "%q is not an origin such as https://shop.example", clipString(o))
 		}
 	}
-	for field, v := range map[string]string{"name": name, "chat_offline_message": offlineMessage} {
+	for field, v := range map[string]string{"name": in.Name, "chat_offline_message": in.ChatOfflineMessage} {
 		if !utf8.ValidString(v) || utf8.RuneCountInString(v) > s.cfg.ContentChars {
 			return store.Org{}, Invalid("invalid_"+field, "%s must be valid UTF-8 of at most %d characters", field, s.cfg.ContentChars)
 		}
 	}
+	switch in.OfflineMode {
+	case "":
+		in.OfflineMode = store.OfflineRefuse
+	case store.OfflineRefuse, store.OfflineQueue:
+	default:
+		return store.Org{}, Invalid("invalid_offline_mode", "offline_mode must be %s or %s", store.OfflineRefuse, store.OfflineQueue)
+	}
+	if in.ReassignAfter != 0 && (in.ReassignAfter < MinReassignAfter || in.ReassignAfter > MaxReassignAfter) {
+		return store.Org{}, Invalid("invalid_reassign_after", "reassign_after must be 0 (off) or %s to %s", MinReassignAfter, MaxReassignAfter)
+	}
+	if in.Retention < 0 || in.Retention > MaxRetentionDays {
+		return store.Org{}, Invalid("invalid_retention", "retention must be 0 (keep forever) to %d days", MaxRetentionDays)
+	}
 	now := s.now()
-	o, err := s.store.PutOrg(ctx, store.Org{ID: org, Name: name, ChatOfflineMessage: offlineMessage, AllowedOrigins: origins, CreatedAt: now, UpdatedAt: now})
+	o, err := s.store.PutOrg(ctx, store.Org{ID: org, Name: in.Name, ChatOfflineMessage: in.ChatOfflineMessage, AllowedOrigins: in.AllowedOrigins,
+		OfflineMode: in.OfflineMode, ReassignAfter: store.Duration(in.ReassignAfter), Retention: in.Retention, CreatedAt: now, UpdatedAt: now})
+	if err == nil && o.OfflineMode == store.OfflineQueue {
+		s.DutyChanged(org) // conversations left pending under an earlier queue setting
+	}
 	return o, storeErr(err, nil)
 }
 

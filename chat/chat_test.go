@@ -66,6 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { st.Close(context.Background()) })
 	f := &fixture{pub: &recorder{}, duty: presence.NewRegistry(), st: st}
 	f.svc = New(st, f.pub, f.duty, Config{MaxMessagesCount: 5, ContentChars: 20}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(f.svc.Stop) // before the store closes: cleanups run last first
 	return f
 }
 
@@ -113,7 +114,7 @@ func TestOpenConversationRules(t *testing.T) {
 		!strings.Contains(AsError(err).Message, DefaultOfflineMessage) {
 		t.Fatalf("no manager on duty: %v", err)
 	}
-	if _, err := f.svc.PutOrg(ctx, service(), "O", "Shop", "We are asleep", nil); err != nil {
+	if _, err := f.svc.PutOrg(ctx, service(), "O", OrgSettings{Name: "Shop", ChatOfflineMessage: "We are asleep"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.svc.OpenConversation(ctx, visitor("v1"), "v1"); code(err) != "chat_offline" || AsError(err).Message != "We are asleep" {
@@ -586,10 +587,10 @@ func TestNotifyAndAdmin(t *testing.T) {
 		{"visitor cannot notify", func() error { _, err := f.svc.Notify(ctx, visitor("v1"), "v1", json.RawMessage(`{}`)); return err }(), "forbidden"},
 		{"not an object", func() error { _, err := f.svc.Notify(ctx, service(), "v1", json.RawMessage(`[1]`)); return err }(), "invalid_notification"},
 		{"bad visitor", func() error { _, err := f.svc.Notify(ctx, service(), "v 1", json.RawMessage(`{}`)); return err }(), "invalid_visitor_id"},
-		{"manager cannot admin", func() error { _, err := f.svc.PutOrg(ctx, manager("m1"), "O", "x", "", nil); return err }(), "forbidden"},
-		{"service of another org", func() error { _, err := f.svc.PutOrg(ctx, service(), "P", "x", "", nil); return err }(), "forbidden"},
+		{"manager cannot admin", func() error { _, err := f.svc.PutOrg(ctx, manager("m1"), "O", OrgSettings{Name: "x"}); return err }(), "forbidden"},
+		{"service of another org", func() error { _, err := f.svc.PutOrg(ctx, service(), "P", OrgSettings{Name: "x"}); return err }(), "forbidden"},
 		{"bad origin", func() error {
-			_, err := f.svc.PutOrg(ctx, service(), "O", "x", "", []string{"https://a.example/path"})
+			_, err := f.svc.PutOrg(ctx, service(), "O", OrgSettings{Name: "x", AllowedOrigins: []string{"https://a.example/path"}})
 			return err
 		}(), "invalid_allowed_origins"},
 		{"negative capacity", func() error { _, err := f.svc.PutManager(ctx, service(), "O", "m1", "x", -1); return err }(), "invalid_capacity"},

@@ -116,6 +116,9 @@ func (a Auth) PreviousKeys() (map[string][]byte, error) {
 type API struct {
 	MaxMessagesCount   int `yaml:"max_messages_count"`
 	MessagesCountLimit int `yaml:"messages_count_limit"`
+	// SweepInterval is how often each node hands pending conversations out, reassigns those of
+	// managers off duty for their organisation's reassign_after, and applies retention.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
 // Limits bounds what one request may carry.
@@ -338,6 +341,7 @@ func (c *Config) Validate() error {
 	check(c.Auth.Leeway >= 0 && c.Auth.Leeway <= 5*time.Minute, "auth.leeway", "must be between 0 and 5m, got %s", c.Auth.Leeway)
 	check(c.API.MaxMessagesCount > 0, "api.max_messages_count", "must be positive, got %d", c.API.MaxMessagesCount)
 	check(c.API.MessagesCountLimit >= c.API.MaxMessagesCount, "api.messages_count_limit", "must be at least api.max_messages_count (%d), got %d", c.API.MaxMessagesCount, c.API.MessagesCountLimit)
+	check(c.API.SweepInterval >= 100*time.Millisecond && c.API.SweepInterval <= time.Hour, "api.sweep_interval", "must be between 100ms and 1h, got %s", c.API.SweepInterval)
 	check(c.Limits.ContentChars > 0, "limits.content_chars", "must be positive, got %d", c.Limits.ContentChars)
 	check(c.Limits.HTTPBodyBytes >= 1024, "limits.http_body_bytes", "must be at least 1024, got %d", c.Limits.HTTPBodyBytes)
 	check(strings.HasPrefix(c.Faye.Mount, "/") && len(c.Faye.Mount) > 1 && !strings.HasSuffix(c.Faye.Mount, "/"), "faye.mount", "must be a path such as /faye, got %q", c.Faye.Mount)

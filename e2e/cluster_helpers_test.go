@@ -86,6 +86,7 @@ func startCluster(t *testing.T, bin string, nats *natsServer, mongoURI string, c
 			"CHAT_CLUSTER_HEARTBEAT=200ms", "CHAT_CLUSTER_NODE_TIMEOUT=1500ms",
 			"CHAT_FAYE_TIMEOUT=2s", "CHAT_FAYE_PING=500ms", "CHAT_FAYE_IDLE_TIMEOUT=10s",
 			"CHAT_LIMITS_POSTS_PER_MINUTE=0", "CHAT_LIMITS_OPENS_PER_MINUTE_PER_IP=0", "CHAT_LIMITS_OPENS_PER_MINUTE_PER_VISITOR=0",
+			"CHAT_API_SWEEP_INTERVAL=200ms",
 		})
 		nodes[i] = &clusterNode{env: &env{t: t, base: "http://" + httpAddr, mqtt: "tcp://" + mqttAddr}, name: name, proc: proc}
 	}

@@ -60,6 +60,9 @@ type Peer struct {
 type ACL interface {
 	CanSubscribe(ctx context.Context, id auth.Identity, name string) error
 	CanPublish(ctx context.Context, id auth.Identity, name string) error
+	// MayReceive reports, without blocking, whether a manager still may receive the
+	// deliveries of a conversation it subscribed to: one transferred away from it may not.
+	MayReceive(id auth.Identity, conversationID string) bool
 }
 
 // Verifier turns a token into an identity.
@@ -194,7 +197,15 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 	var encodeErr error
 	var few [inlineFanOut]*consumer // the consumers to write to inline, while the fan-out is small
 	nfew, wide := 0, false
+	conv := ""
+	if ch := channel.Classify(name); ch.Kind == channel.Conversation || ch.Kind == channel.ConversationSub {
+		conv = ch.ID
+	}
 	e.idx.match(org, name, func(s *session) {
+		// A manager's subscription outlives a transfer of the conversation; its deliveries do not.
+		if conv != "" && s.hasIdentity && s.identity.Role == auth.Manager && !e.acl.MayReceive(s.identity, conv) {
+			return
+		}
 		if msg == nil && encodeErr == nil { // encoded once, for the first subscriber
 			if msg, encodeErr = encodePayload(name, payload); encodeErr != nil {
 				e.log.Warn("faye: undeliverable payload", "topic", topic, "err", encodeErr.Error())

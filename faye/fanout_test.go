@@ -27,6 +27,7 @@ type allowAll struct{}
 
 func (allowAll) CanSubscribe(context.Context, auth.Identity, string) error { return nil }
 func (allowAll) CanPublish(context.Context, auth.Identity, string) error   { return nil }
+func (allowAll) MayReceive(auth.Identity, string) bool                     { return true }
 func (allowAll) Verify(string) (auth.Identity, error) {
 	return auth.Identity{Subject: "s", Role: auth.Service, Org: "shop"}, nil
 }

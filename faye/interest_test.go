@@ -16,6 +16,7 @@ type permissive struct{}
 
 func (permissive) CanSubscribe(context.Context, auth.Identity, string) error { return nil }
 func (permissive) CanPublish(context.Context, auth.Identity, string) error   { return nil }
+func (permissive) MayReceive(auth.Identity, string) bool                     { return true }
 func (permissive) Join(string, string, string)                               {}
 func (permissive) Leave(string, string, string)                              {}
 func (permissive) LeaveAll(string)                                           {}

@@ -79,6 +79,17 @@ func (t *timedStore) Managers(ctx context.Context, org string, ids []string) (ma
 	return timed(t, "managers", func() (map[string]store.Manager, error) { return t.st.Managers(ctx, org, ids) })
 }
 
+func (t *timedStore) RegisteredManagers(ctx context.Context, org string) ([]store.Manager, error) {
+	return timed(t, "registered_managers", func() ([]store.Manager, error) { return t.st.RegisteredManagers(ctx, org) })
+}
+
+func (t *timedStore) DeleteManager(ctx context.Context, org, id string) error {
+	start := time.Now()
+	err := t.st.DeleteManager(ctx, org, id)
+	t.observe("delete_manager", start, err)
+	return err
+}
+
 func (t *timedStore) CreateConversation(ctx context.Context, c store.Conversation) (store.Conversation, error) {
 	return timed(t, "create_conversation", func() (store.Conversation, error) { return t.st.CreateConversation(ctx, c) })
 }
@@ -87,12 +98,27 @@ func (t *timedStore) Conversation(ctx context.Context, id string) (store.Convers
 	return timed(t, "conversation", func() (store.Conversation, error) { return t.st.Conversation(ctx, id) })
 }
 
+func (t *timedStore) ConversationItem(ctx context.Context, id string) (store.ConversationItem, error) {
+	return timed(t, "conversation_item", func() (store.ConversationItem, error) { return t.st.ConversationItem(ctx, id) })
+}
+
 func (t *timedStore) OpenConversation(ctx context.Context, org, visitor string) (store.Conversation, error) {
 	return timed(t, "open_conversation", func() (store.Conversation, error) { return t.st.OpenConversation(ctx, org, visitor) })
 }
 
 func (t *timedStore) CloseConversation(ctx context.Context, id string, at time.Time) (store.Conversation, error) {
 	return timed(t, "close_conversation", func() (store.Conversation, error) { return t.st.CloseConversation(ctx, id, at) })
+}
+
+func (t *timedStore) AssignConversation(ctx context.Context, id, from, to string, at time.Time) (store.Conversation, error) {
+	return timed(t, "assign_conversation", func() (store.Conversation, error) { return t.st.AssignConversation(ctx, id, from, to, at) })
+}
+
+func (t *timedStore) ListConversations(ctx context.Context, q store.ConversationQuery) ([]store.ConversationItem, string, error) {
+	start := time.Now()
+	items, next, err := t.st.ListConversations(ctx, q)
+	t.observe("list_conversations", start, err)
+	return items, next, err
 }
 
 func (t *timedStore) OpenCounts(ctx context.Context, org string) (map[string]int, error) {
@@ -120,6 +146,17 @@ func (t *timedStore) History(ctx context.Context, org, visitor string, q store.H
 
 func (t *timedStore) AddNotification(ctx context.Context, n store.Notification) (store.Notification, error) {
 	return timed(t, "add_notification", func() (store.Notification, error) { return t.st.AddNotification(ctx, n) })
+}
+
+func (t *timedStore) DeleteVisitor(ctx context.Context, org, visitor string) error {
+	start := time.Now()
+	err := t.st.DeleteVisitor(ctx, org, visitor)
+	t.observe("delete_visitor", start, err)
+	return err
+}
+
+func (t *timedStore) DeleteClosedBefore(ctx context.Context, org string, before time.Time, limit int) (int, error) {
+	return timed(t, "delete_closed_before", func() (int, error) { return t.st.DeleteClosedBefore(ctx, org, before, limit) })
 }
 
 func (t *timedStore) Ping(ctx context.Context) error {

@@ -47,6 +47,7 @@ type Server struct {
 	app    *fiber.App
 	faye   *faye.Engine
 	duties *presence.Registry
+	svc    *chat.Service
 	mx     *metrics.Metrics // nil when metrics.enabled is false
 	httpLn net.Listener
 	// httpAccept wraps httpLn: it retries EMFILE and the like, and says whether it died.
@@ -57,7 +58,10 @@ type Server struct {
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
-	demo     *web.Demo // the demo organisation's tokens, printed at start; nil when off
+	// stopSweeps ends the desk sweeps (pending, reassignment, retention).
+	stopSweeps context.CancelFunc
+	sweepsDone chan struct{}
+	demo       *web.Demo // the demo organisation's tokens, printed at start; nil when off
 	// Cluster mode only (nil on a single node).
 	node        *cluster.Node
 	clusterHook *clusterhook.Hook
@@ -87,6 +91,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	var onDuty chat.Presence = duties
+	var announce func(org string) // cluster mode: tell the other nodes of a duty change
 	var node *cluster.Node
 	if cfg.Cluster.Enabled() {
 		if node, err = joinCluster(cfg, log); err != nil {
@@ -94,7 +99,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			return nil, err
 		}
 		p := node.Presence(duties)
-		duties.Notify(p.Changed)
+		announce = p.Changed
 		onDuty = p
 		st = closeWith{st, node.Close} // every later failure closes the store: the node too
 	}
@@ -116,6 +121,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
 		PostsPerMinute:           cfg.Limits.PostsPerMinute,
 	}, log.With("component", "chat"))
+	duties.Notify(func(org string) {
+		if announce != nil {
+			announce(org)
+		}
+		svc.DutyChanged(org) // pending conversations go to whoever came on duty
+	})
 	orgKeys := OrgKeyCache(st)
 	verifier, err := Verifier(cfg, secret, orgKeys, log.With("component", "auth"))
 	if err != nil {
@@ -223,7 +234,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	// served: one send each from the HTTP server and the MQTT listener's watch.
-	srv = &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, served: make(chan error, 2),
+	srv = &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, svc: svc, served: make(chan error, 2),
 		mx: mx, demo: demo, node: node, clusterHook: clusterHook}
 	return srv, nil
 }
@@ -327,6 +338,9 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	sctx, stopSweeps := context.WithCancel(context.Background())
+	s.stopSweeps, s.sweepsDone = stopSweeps, make(chan struct{})
+	go func() { defer close(s.sweepsDone); s.svc.RunSweeps(sctx, s.cfg.API.SweepInterval) }()
 	fctx, stop := context.WithCancel(context.Background())
 	s.stopFaye, s.fayeDone = stop, make(chan struct{})
 	go func() { defer close(s.fayeDone); s.faye.Run(fctx) }()
@@ -413,6 +427,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.broker.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop broker: %w", err))
 	}
+	if s.stopSweeps != nil {
+		s.stopSweeps()
+		<-s.sweepsDone
+	}
+	s.svc.Stop() // assignments under way end before the store closes
 	if err := s.store.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}

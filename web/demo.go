@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/store"
 )
 
@@ -24,7 +25,7 @@ const (
 
 // Admin is what the demo setup needs of the chat domain.
 type Admin interface {
-	PutOrg(ctx context.Context, id auth.Identity, org, name, offlineMessage string, origins []string) (store.Org, error)
+	PutOrg(ctx context.Context, id auth.Identity, org string, in chat.OrgSettings) (store.Org, error)
 	PutManager(ctx context.Context, id auth.Identity, org, manager, name string, capacity int) (store.Manager, error)
 }
 
@@ -44,7 +45,7 @@ type Demo struct {
 func SetupDemo(ctx context.Context, admin Admin, issuer Issuer, now time.Time) (*Demo, error) {
 	setup := auth.Identity{Subject: "demo-setup", Role: auth.Service, Org: DemoOrg}
 	offline := "Nobody is on duty. Open the console (its link is in the server's log) and go on duty."
-	if _, err := admin.PutOrg(ctx, setup, DemoOrg, "Demo shop", offline, nil); err != nil {
+	if _, err := admin.PutOrg(ctx, setup, DemoOrg, chat.OrgSettings{Name: "Demo shop", ChatOfflineMessage: offline}); err != nil {
 		return nil, fmt.Errorf("set up demo organisation %s: %w", DemoOrg, err)
 	}
 	if _, err := admin.PutManager(ctx, setup, DemoOrg, DemoManager, "Anna", 0); err != nil {

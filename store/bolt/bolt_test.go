@@ -3,6 +3,9 @@ package bolt
 import (
 	"context"
 	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/convead/chat-server/store"
 	"github.com/convead/chat-server/store/storetest"
@@ -78,4 +81,105 @@ func BenchmarkAppendMessage(b *testing.B) {
 			}
 		}
 	})
+}
+
+// countPrefix counts the keys of bucket b that start with prefix.
+func countPrefix(t *testing.T, s *Store, b []byte, prefix []byte) int {
+	t.Helper()
+	n := 0
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		n = len(keysWithPrefix(tx.Bucket(b), prefix))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestDeleteVisitorRemovesNotifications(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	for _, v := range []string{"v1", "v1", "v2"} {
+		if _, err := s.AddNotification(ctx, store.Notification{ID: store.NewID(), OrgID: "O", VisitorID: v, Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteVisitor(ctx, "O", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countPrefix(t, s, bNotifications, nil); n != 1 {
+		t.Errorf("%d notifications left, want the one of v2", n)
+	}
+	if n := countPrefix(t, s, bNotificationsByVisitor, key("O", "v2", "")); n != 1 {
+		t.Errorf("index of v2's notifications: %d entries, want 1", n)
+	}
+}
+
+// TestOpenIndexesOlderFile opens a file as the layout before the indexes left it: Open builds
+// the missing index entries once, and listing and erasure then work.
+func TestOpenIndexesOlderFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	c1, err := s.CreateConversation(ctx, store.Conversation{ID: "c1", OrgID: "O", VisitorID: "v1", ManagerID: "m1", Status: store.StatusOpen, CreatedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CloseConversation(ctx, c1.ID, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateConversation(ctx, store.Conversation{ID: "c2", OrgID: "O", VisitorID: "v1", ManagerID: "m1", Status: store.StatusOpen, CreatedAt: at.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddNotification(ctx, store.Notification{ID: "n1", OrgID: "O", VisitorID: "v1", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// Back to layout 1: no version, no index buckets.
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bByCreated, bByStatus, bByManager, bByManagerStatus, bByVisitor, bByClosed, bNotificationsByVisitor, bMeta} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for reopen := 0; reopen < 2; reopen++ {
+		if s, err = Open(dir); err != nil {
+			t.Fatal(err)
+		}
+		items, _, err := s.ListConversations(ctx, store.ConversationQuery{OrgID: "O", ManagerID: "m1", Status: store.StatusOpen, Limit: 10})
+		if err != nil || len(items) != 1 || items[0].ID != "c2" {
+			t.Fatalf("open conversations of m1 after reopen %d = %+v, %v; want c2", reopen+1, items, err)
+		}
+		if n := countPrefix(t, s, bByClosed, nil); n != 1 {
+			t.Fatalf("closing-time index after reopen %d: %d entries, want 1", reopen+1, n)
+		}
+		if reopen == 0 {
+			if err := s.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer s.Close(ctx)
+	if err := s.DeleteVisitor(ctx, "O", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countPrefix(t, s, bNotifications, nil); n != 0 {
+		t.Errorf("%d notifications left after deleting their visitor", n)
+	}
 }

@@ -35,6 +35,17 @@ func Run(t *testing.T, open Opener) {
 		{"Notifications", testNotifications},
 		{"NotFound", testNotFound},
 		{"OrgKeys", testOrgKeys},
+		{"OrgSettings", testOrgSettings},
+		{"Pending", testPending},
+		{"Assign", testAssign},
+		{"AssignUnderConcurrency", testAssignConcurrent},
+		{"ListConversations", testListConversations},
+		{"ListStableWhileAdding", testListStable},
+		{"Activity", testActivity},
+		{"RegisteredManagers", testRegisteredManagers},
+		{"DeleteVisitor", testDeleteVisitor},
+		{"DeleteClosedBefore", testDeleteClosedBefore},
+		{"SeqAfterSweep", testSeqAfterSweep},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +87,12 @@ func newConv(org, visitor, manager string) store.Conversation {
 	at := now()
 	return store.Conversation{ID: store.NewID(), OrgID: org, VisitorID: visitor, ManagerID: manager,
 		Status: store.StatusOpen, CreatedAt: at, UpdatedAt: at}
+}
+
+func newPending(org, visitor string) store.Conversation {
+	c := newConv(org, visitor, "")
+	c.Status = store.StatusPending
+	return c
 }
 
 func newMsg(c store.Conversation, senderType, senderID, content, clientID string) store.Message {
@@ -196,7 +213,8 @@ func testOpenCounts(t *testing.T, s store.Store) {
 	ok(s.CreateConversation(ctx, newConv("O", "v1", "m1"))).get(t)
 	ok(s.CreateConversation(ctx, newConv("O", "v2", "m1"))).get(t)
 	c := ok(s.CreateConversation(ctx, newConv("O", "v3", "m2"))).get(t)
-	ok(s.CreateConversation(ctx, newConv("O", "v4", ""))).get(t)
+	ok(s.CreateConversation(ctx, newPending("O", "v4"))).get(t)
+	ok(s.CreateConversation(ctx, newPending("O", "v5"))).get(t)
 	ok(s.CreateConversation(ctx, newConv("P", "v1", "m1"))).get(t)
 	ok(s.CloseConversation(ctx, c.ID, now())).get(t)
 	got := ok(s.OpenCounts(ctx, "O")).get(t)

@@ -1,0 +1,76 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/convead/chat-server/store"
+)
+
+// fillOrg stores n conversations of org in one transaction, as CreateConversation and
+// CloseConversation would leave them: every 1/50th of the range is an open conversation of
+// manager "target" (50 in all), the others belong to 20 other managers, nine in ten closed.
+func fillOrg(tb testing.TB, s *Store, org string, n int) {
+	tb.Helper()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for i := range n {
+			at := base.Add(time.Duration(i) * time.Second)
+			c := store.Conversation{ID: store.NewID(), OrgID: org, VisitorID: fmt.Sprint("v", i),
+				ManagerID: fmt.Sprint("m", i%20), Status: store.StatusClosed, CreatedAt: at, UpdatedAt: at}
+			switch {
+			case i%(n/50) == 0:
+				c.ManagerID, c.Status = "target", store.StatusOpen
+			case i%10 == 0:
+				c.Status = store.StatusOpen
+			default:
+				closed := at.Add(time.Minute)
+				c.ClosedAt = &closed
+			}
+			if c.Active() {
+				if err := tx.Bucket(bOpen).Put(key(org, c.VisitorID), []byte(c.ID)); err != nil {
+					return err
+				}
+			}
+			if err := put(tx.Bucket(bConversations), []byte(c.ID), c); err != nil {
+				return err
+			}
+			if err := putIndexes(tx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkListManagerOpen lists one manager's 50 open conversations among n of the
+// organisation: with the index its cost follows the page, not n.
+func BenchmarkListManagerOpen(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprint("N=", n), func(b *testing.B) {
+			s, err := Open(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close(ctx)
+			fillOrg(b, s, "O", n)
+			q := store.ConversationQuery{OrgID: "O", ManagerID: "target", Status: store.StatusOpen, Limit: 50}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				items, next, err := s.ListConversations(ctx, q)
+				if err != nil || len(items) != 50 || next != "" {
+					b.Fatalf("listed %d, next %q, %v; want the 50 of the manager", len(items), next, err)
+				}
+			}
+		})
+	}
+}
