@@ -83,7 +83,10 @@ class Session {
       }],
       [$('message'), 'input', () => this.selected?.view.keyPressed()],
       [$('start'), 'submit', (e) => { e.preventDefault(); this.startWith($('start-visitor').value.trim()); }],
-      [document, 'visibilitychange', () => this.selected?.view.markRead()],
+      [document, 'visibilitychange', () => {
+        this.selected?.view.markRead();
+        if (document.visibilityState === 'visible') this.sync().catch(() => {}); // back to this tab
+      }],
     ];
     for (const [node, type, fn] of this.listeners) node.addEventListener(type, fn);
     // Per tab: the conversation on screen and the duty switch, so that a reload keeps them.
