@@ -38,14 +38,19 @@ export class ApiError extends Error {
 export class Api {
   constructor(token) { this.token = token; }
 
-  async call(route, body) {
+  // call sends a POST with a JSON body, or a GET with query parameters (empty ones left out).
+  async call(route, body, method = 'POST') {
+    const init = { method, headers: { Authorization: `Bearer ${this.token}` } };
+    if (method === 'GET') {
+      const q = new URLSearchParams(Object.entries(body || {}).filter(([, v]) => v !== undefined && v !== ''));
+      if ([...q].length) route += `?${q}`;
+    } else {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body || {});
+    }
     let res;
     try {
-      res = await fetch(route, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify(body || {}),
-      });
+      res = await fetch(route, init);
     } catch (err) {
       throw new ApiError(0, 'network', 'The server cannot be reached.');
     }
@@ -57,6 +62,25 @@ export class Api {
     return json;
   }
 
+  // conversations lists every page of GET /chat/conversations (query: status, manager_id,
+  // visitor_id), following next_cursor, bounded to `pages` pages of 200.
+  async conversations(query = {}, pages = 10) {
+    const items = [];
+    let cursor = '';
+    for (let page = 0; page < pages; page++) {
+      const r = await this.call('/chat/conversations', { ...query, limit: 200, cursor }, 'GET');
+      items.push(...(r.conversations || []));
+      cursor = r.next_cursor || '';
+      if (!cursor) break;
+    }
+    return items;
+  }
+  conversation(convId) { return this.call(`/chat/conversation/${encodeURIComponent(convId)}`, {}, 'GET'); }
+  duty() { return this.call('/chat/duty', {}, 'GET'); }
+  transfer(convId, managerId) {
+    return this.call(`/chat/conversation/${encodeURIComponent(convId)}/transfer`, { manager_id: managerId });
+  }
+  claim(convId) { return this.call(`/chat/conversation/${encodeURIComponent(convId)}/claim`); }
   open(visitorId) { return this.call(`/chat/service/${encodeURIComponent(visitorId)}`); }
   post(convId, content, clientMessageId) {
     return this.call(`/chat/conversation/${encodeURIComponent(convId)}`, { content, client_message_id: clientMessageId });

@@ -31,26 +31,32 @@ export class Conversation {
   get closed() { return !!this.conv && this.conv.status === 'closed'; }
 
   // attach follows conv: its channels live, then its history (a message arriving in between is
-  // shown once: messages are de-duplicated by id).
-  async attach(conv) {
+  // shown once: messages are de-duplicated by id). unread, when given, is the server's count of
+  // the other side's unread messages (the history is only its last page).
+  async attach(conv, unread) {
     if (this.id === conv.id) { this.update(conv); return; }
     this.detach();
     this.conv = conv;
+    const attaching = this.attaching = {};
     const base = `/conversations/${conv.id}`;
-    this.subs = await Promise.all([
+    const subs = await Promise.all([
       subscribe(this.client, base, (d) => d.entity === 'message' && this.show(d.message)),
       subscribe(this.client, `${base}/receipts`, (d) => d.entity === 'receipt' && this.show(d.message)),
       subscribe(this.client, `${base}/status`, (d) => d.entity === 'conversation' && this.update(d.conversation)),
       subscribe(this.client, `${base}/typing`, (d) => this.theirTyping(d)),
     ]);
+    if (this.attaching !== attaching) { for (const s of subs) s.cancel(); return; } // detached meanwhile
+    this.subs = subs;
     const { messages } = await this.api.history(conv.id, {});
     for (const m of messages.reverse()) this.show(m);
+    if (typeof unread === 'number') { this.unread = unread; this.markRead(); }
     this.update(conv);
   }
 
   detach() {
     for (const s of this.subs) s.cancel();
     this.subs = [];
+    this.attaching = null;
   }
 
   update(conv) {
@@ -59,6 +65,7 @@ export class Conversation {
     this.node.classList.toggle('closed', this.closed);
     this.onChange(this);
     this.list.scrollTop = this.list.scrollHeight; // the notice took room from the list
+    this.markRead(); // a pending conversation that became ours
   }
 
   // show adds or updates a message (history, live, receipt or catch-up alike).
@@ -71,6 +78,8 @@ export class Conversation {
       if (known.message.read || !m.read) return;
       known.message = m;
       known.node.replaceWith(known.node = this.render(m));
+      // Theirs, read here or in another tab of this side: one unread less.
+      if (!this.mine(m) && this.unread > 0) { this.unread--; this.onChange(this); }
     } else {
       const node = this.render(m);
       // History may arrive after a live message: keep the list in time order.
@@ -104,9 +113,10 @@ export class Conversation {
   }
 
   // markRead marks the other side's unread messages of this conversation once they are on
-  // screen (the conversation is active and the tab visible).
+  // screen (the conversation is active and the tab visible). A pending conversation has no
+  // recipient yet: its messages wait for the manager who takes it.
   markRead() {
-    if (!this.active || document.visibilityState !== 'visible') return;
+    if (!this.active || document.visibilityState !== 'visible' || this.conv?.status === 'pending') return;
     for (const { message: m } of this.messages.values()) {
       if (this.mine(m) || m.read || m.conversation_id !== this.id || m.marking) continue;
       m.marking = true;

@@ -59,44 +59,93 @@ function signOut() {
   showSignIn('');
 }
 
+const SYNC_EVERY = 15000; // read the lists and the managers on duty again this often
+
 class Session {
   constructor(token, me) {
     this.me = me;
     this.api = new Api(token);
     this.ups = 0;
     this.client = connect(token, (state) => this.connection(state));
-    this.threads = new Map(); // visitor id → { view, item }
+    this.threads = new Map(); // visitor id → { view, item, visitor }
     this.selected = null;
     this.duty = null;
+    this.onDuty = [];
     this.listeners = [
       [$('duty'), 'change', () => this.setDuty($('duty').checked)],
       [$('close'), 'click', () => this.closeSelected()],
+      [$('claim'), 'click', () => this.claimSelected()],
+      [$('transfer'), 'submit', (e) => { e.preventDefault(); this.transferSelected($('transfer-to').value); }],
+      [$('transfer-to'), 'focus', () => this.refreshDuty()],
       [$('composer'), 'submit', (e) => { e.preventDefault(); this.send(); }],
       [$('message'), 'keydown', (e) => {
         if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); this.send(); }
       }],
       [$('message'), 'input', () => this.selected?.view.keyPressed()],
       [$('start'), 'submit', (e) => { e.preventDefault(); this.startWith($('start-visitor').value.trim()); }],
-      [document, 'visibilitychange', () => this.selected?.view.markRead()],
+      [document, 'visibilitychange', () => {
+        this.selected?.view.markRead();
+        if (document.visibilityState === 'visible') this.sync().catch(() => {}); // back to this tab
+      }],
     ];
     for (const [node, type, fn] of this.listeners) node.addEventListener(type, fn);
+    // Per tab: the conversation on screen and the duty switch, so that a reload keeps them.
+    // The conversations themselves come from the server.
+    this.memory = `console:${me.org}:${me.sub}`;
+    const kept = remembered.get(this.memory) || {};
     $('duty').checked = false;
     $('conversations').replaceChildren();
+    $('waiting').replaceChildren();
     this.select(null);
     this.connection('idle');
-    // The conversations this tab showed before a reload come back, oldest first.
-    this.memory = `console-threads:${me.org}:${me.sub}`;
-    for (const conv of (remembered.get(this.memory) || []).reverse()) this.add(conv).catch((err) => this.error(err));
+    this.syncTimer = setInterval(() => { this.refreshDuty(); this.sync().catch(() => {}); }, SYNC_EVERY);
+    this.refreshDuty();
+    this.load(kept.selected);
+    if (kept.duty) { $('duty').checked = true; this.setDuty(true); }
   }
 
-  remember() {
-    const convs = [...this.threads.values()].filter((t) => t.view.conv).map((t) => t.view.conv);
-    remembered.set(this.memory, convs.reverse().slice(0, 30));
+  remember(change) {
+    remembered.set(this.memory, Object.assign({}, remembered.get(this.memory), change));
+  }
+
+  // load shows the manager's open conversations and the organisation's waiting ones.
+  async load(selected) {
+    this.loading = true;
+    $('inbox-status').textContent = 'Loading conversations…';
+    try {
+      await this.sync();
+    } catch (err) {
+      $('inbox-status').textContent = `Could not load the conversations: ${err.message}`;
+    } finally {
+      this.loading = false;
+    }
+    if (!this.selected) this.select(this.threads.get(selected) || this.mine()[0] || null);
+  }
+
+  // sync makes the lists the server's: it joins the conversations missing here and reads again
+  // those that left the server's lists. Live events cover the rest, but they are at most once,
+  // and a conversation taken from this manager stops delivering (to its other tabs too).
+  async sync() {
+    if (this.ended) return;
+    const [mine, waiting] = await Promise.all([this.api.conversations(), this.api.conversations({ status: 'pending' })]);
+    const items = [...waiting, ...mine];
+    const listed = new Set(items.map((i) => i.conversation.id));
+    for (const t of [...this.threads.values()]) if (t.view.id && !t.view.closed && !listed.has(t.view.id)) this.refresh(t);
+    // Oldest first: each new one goes on top, so the lists keep the server's order.
+    const joined = await Promise.allSettled(items.reverse().map((i) => this.add(i.conversation, i.unread_count)));
+    const failed = joined.filter((r) => r.status === 'rejected').length;
+    $('inbox-status').textContent = failed ? `${failed} of the conversations could not be followed live.` : '';
+  }
+
+  mine() {
+    return [...this.threads.values()].filter((t) => t.item.parentNode === $('conversations'));
   }
 
   end() {
     for (const [node, type, fn] of this.listeners) node.removeEventListener(type, fn);
     for (const t of this.threads.values()) t.view.detach();
+    clearInterval(this.syncTimer);
+    this.ended = true;
     this.client.disconnect();
   }
 
@@ -105,7 +154,10 @@ class Session {
     $('connection').dataset.state = state;
     $('connection').textContent = label;
     // Back after a cut: fetch what was posted meanwhile (live delivery is at most once).
-    if (state === 'up' && this.ups++ > 0) for (const t of this.threads.values()) t.view.catchUp().catch(() => {});
+    if (state === 'up' && this.ups++ > 0) {
+      for (const t of this.threads.values()) t.view.catchUp().catch(() => {});
+      this.sync().catch(() => {});
+    }
   }
 
   async setDuty(on) {
@@ -119,6 +171,7 @@ class Session {
         this.duty = null;
         $('duty-help').textContent = 'Off duty: no new conversations are assigned to you.';
       }
+      this.remember({ duty: !!this.duty });
     } catch (err) {
       $('duty').checked = false;
       this.duty = null;
@@ -126,18 +179,47 @@ class Session {
     } finally {
       $('duty').disabled = false;
     }
+    this.refreshDuty();
+    setTimeout(() => this.refreshDuty(), 1500); // presence may take a moment to reach every node
   }
 
-  // announced receives /service/* events: a conversation opened (or re-opened) in the
-  // organisation; the ones assigned to this manager join the list.
+  // refreshDuty lists the organisation's managers on duty (all tabs and nodes), and offers the
+  // others as transfer targets.
+  async refreshDuty() {
+    if (this.ended) return;
+    try {
+      const { on_duty: ids = [] } = await this.api.duty();
+      this.onDuty = ids;
+    } catch {
+      return; // the list stays as it was; the next refresh tries again
+    }
+    if (this.ended) return;
+    $('on-duty').replaceChildren(...this.onDuty.map((id) =>
+      el('li', { class: id === this.me.sub ? 'me' : '' }, id === this.me.sub ? `${id} (you)` : id)));
+    const others = this.onDuty.filter((id) => id !== this.me.sub);
+    const chosen = $('transfer-to').value;
+    $('transfer-to').replaceChildren(...(others.length
+      ? others.map((id) => el('option', { value: id, selected: id === chosen }, id))
+      : [el('option', { value: '' }, 'nobody else on duty')]));
+    if (this.selected) this.header();
+  }
+
+  // announced receives /service/* events: a conversation opened, assigned or transferred in
+  // the organisation. Mine and waiting ones join the lists; one that went to another manager
+  // leaves them.
   announced(d) {
     if (!d || d.entity !== 'conversation' || !d.conversation) return;
-    if (d.conversation.manager_id === this.me.sub) this.add(d.conversation).catch((err) => this.error(err));
+    const c = d.conversation;
+    const t = this.threads.get(c.visitor_id);
+    if (c.manager_id === this.me.sub || c.status === 'pending') this.add(c).catch((err) => this.error(err));
+    else if (t && t.view.id === c.id) t.view.update(c);
   }
 
-  async add(conv) {
+  async add(conv, unread) {
     let t = this.threads.get(conv.visitor_id);
     if (!t) {
+      const list = this.listOf(conv);
+      if (!list) return;
       const view = new Conversation({
         client: this.client, api: this.api, me: { type: 'manager', id: this.me.sub },
         names: { visitor: 'Visitor', manager: 'Manager' },
@@ -145,29 +227,52 @@ class Session {
       });
       const item = el('li', {}, el('button', { type: 'button', class: 'thread', onclick: () => this.select(t) },
         el('span', { class: 'visitor' }, conv.visitor_id),
-        el('span', { class: 'badge' }),
+        el('span', { class: 'badge', 'aria-hidden': 'true' }),
+        el('span', { class: 'unread visually-hidden' }),
         el('span', { class: 'preview' })));
       t = { view, item, visitor: conv.visitor_id };
       this.threads.set(conv.visitor_id, t);
-      $('conversations').prepend(item);
-      item.classList.add('new');
+      if (!this.loading) item.classList.add('new'); // arrived live, not yet looked at
+      list.prepend(item);
     }
-    await t.view.attach(conv);
-    if (!this.selected) this.select(t);
+    await t.view.attach(conv, unread);
+    if (!this.selected && !this.loading && this.threads.get(conv.visitor_id) === t && conv.status !== 'pending') this.select(t);
+  }
+
+  // listOf is the list of a conversation: mine (open, or closed by me), waiting (pending), or
+  // none (another manager's).
+  listOf(c) {
+    if (c.status === 'pending') return $('waiting');
+    return c.manager_id === this.me.sub ? $('conversations') : null;
+  }
+
+  // place moves a thread to the list of its conversation, or drops it.
+  place(t) {
+    const list = this.listOf(t.view.conv);
+    if (!list) this.drop(t);
+    else if (t.item.parentNode !== list) list.prepend(t.item);
+    return !!list;
+  }
+
+  drop(t) {
+    t.view.detach();
+    t.item.remove();
+    if (this.threads.get(t.visitor) === t) this.threads.delete(t.visitor);
+    if (this.selected === t) this.select(null);
   }
 
   changed(view) {
     const t = [...this.threads.values()].find((x) => x.view === view);
-    if (!t) return;
+    if (!t || !this.place(t)) return;
     const last = [...view.messages.values()].pop();
     t.item.querySelector('.preview').textContent = last ? last.message.content : 'No messages yet';
     t.item.querySelector('.badge').textContent = view.unread > 0 ? String(view.unread) : '';
+    t.item.querySelector('.unread').textContent = view.unread > 0 ? ` (${view.unread} unread)` : '';
     t.item.classList.toggle('closed', view.closed);
     t.item.dataset.conversation = view.id || '';
     if (t === this.selected) this.header();
     const unread = [...this.threads.values()].reduce((n, x) => n + x.view.unread, 0);
     document.title = unread > 0 ? `(${unread}) Chat console` : 'Chat console';
-    this.remember();
   }
 
   select(t) {
@@ -177,6 +282,7 @@ class Session {
       this.selected.item.firstChild.removeAttribute('aria-current');
     }
     this.selected = t;
+    this.remember({ selected: t?.visitor });
     $('chat').hidden = !t;
     $('empty').hidden = !!t;
     if (!t) return;
@@ -192,12 +298,17 @@ class Session {
 
   header() {
     const v = this.selected.view;
+    const status = v.conv?.status || 'open';
+    const pending = status === 'pending';
     $('chat-title').textContent = `Visitor ${this.selected.visitor}`;
-    $('chat-status').textContent = v.closed ? 'closed' : 'open';
-    $('chat-status').dataset.status = v.closed ? 'closed' : 'open';
-    $('close').disabled = v.closed;
-    $('message').disabled = v.closed;
-    $('composer').querySelector('button').disabled = v.closed;
+    $('chat-status').textContent = status;
+    $('chat-status').dataset.status = status;
+    $('claim').hidden = !pending;
+    $('transfer').hidden = pending || v.closed;
+    $('transfer').querySelector('button').disabled = !$('transfer-to').value;
+    $('close').disabled = v.closed || pending;
+    $('message').disabled = v.closed || pending;
+    $('composer').querySelector('button').disabled = v.closed || pending;
   }
 
   async send() {
@@ -224,6 +335,39 @@ class Session {
     } catch (err) {
       this.error(err);
     }
+  }
+
+  async claimSelected() {
+    const t = this.selected;
+    if (!t) return;
+    try {
+      const { conversation } = await this.api.claim(t.view.id);
+      t.view.update(conversation); // now mine: it moves to my list
+    } catch (err) {
+      if (err.code === 'conversation_not_pending') this.refresh(t);
+      this.error(err);
+    }
+  }
+
+  async transferSelected(managerId) {
+    const t = this.selected;
+    if (!t || !managerId) return;
+    try {
+      const { conversation } = await this.api.transfer(t.view.id, managerId);
+      t.view.update(conversation); // another manager's: it leaves my list
+    } catch (err) {
+      this.error(err);
+    }
+  }
+
+  // refresh reads a conversation again (someone else changed it): the visitor's open one tells
+  // who has it now; otherwise it was closed. One this manager may no longer read leaves the lists.
+  async refresh(t) {
+    const id = t.view.id;
+    const open = await this.api.conversations({ visitor_id: t.visitor, status: 'open' }, 1).catch(() => []);
+    const item = open.find((i) => i.conversation.id === id) || await this.api.conversation(id).catch(() => null);
+    if (t.view.id !== id) return;
+    if (item) t.view.update(item.conversation); else this.drop(t);
   }
 
   async startWith(visitorId) {
