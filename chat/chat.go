@@ -163,7 +163,7 @@ func (s *Service) publish(org, ch string, event any) {
 // announces it on /service/<visitor>. created tells whether it is new.
 func (s *Service) OpenConversation(ctx context.Context, id auth.Identity, visitorID string) (c store.Conversation, created bool, err error) {
 	if !channel.ValidID(visitorID) {
-		return c, false, Invalid("invalid_visitor_id", "visitor_id must be 1-64 characters of [A-Za-z0-9_-]")
+		return c, false, invalidID("visitor_id")
 	}
 	if id.Role == auth.Visitor && id.Subject != visitorID {
 		return c, false, Forbidden("a visitor can only open its own conversation")
@@ -546,7 +546,7 @@ func (s *Service) Notify(ctx context.Context, id auth.Identity, visitorID string
 		return store.Notification{}, Forbidden("only a service may send notifications")
 	}
 	if !channel.ValidID(visitorID) {
-		return store.Notification{}, Invalid("invalid_visitor_id", "visitor_id must be 1-64 characters of [A-Za-z0-9_-]")
+		return store.Notification{}, invalidID("visitor_id")
 	}
 	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
 		return store.Notification{}, Invalid("invalid_notification", "notification must be a JSON object")
@@ -564,7 +564,7 @@ func (s *Service) requireAdmin(id auth.Identity, org string) error {
 		return Forbidden("administration needs a service token of organisation %s or an admin token", org)
 	}
 	if !channel.ValidID(org) {
-		return Invalid("invalid_org_id", "org_id must be 1-64 characters of [A-Za-z0-9_-]")
+		return invalidID("org_id")
 	}
 	return nil
 }
@@ -643,7 +643,7 @@ func (s *Service) PutManager(ctx context.Context, id auth.Identity, org, manager
 	}
 	switch {
 	case !channel.ValidID(manager):
-		return store.Manager{}, Invalid("invalid_manager_id", "manager_id must be 1-64 characters of [A-Za-z0-9_-]")
+		return store.Manager{}, invalidID("manager_id")
 	case capacity < 0:
 		return store.Manager{}, Invalid("invalid_capacity", "capacity must be 0 (unlimited) or more")
 	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > 200:

@@ -62,7 +62,7 @@ func (q ListQuery) Check() (ListQuery, error) {
 	}
 	for field, v := range map[string]string{"manager_id": q.ManagerID, "visitor_id": q.VisitorID} {
 		if v != "" && !channel.ValidID(v) {
-			return q, Invalid("invalid_"+field, "%s must be 1-64 characters of [A-Za-z0-9_-]", field)
+			return q, invalidID(field)
 		}
 	}
 	switch {
@@ -204,7 +204,7 @@ func (s *Service) moveTo(ctx context.Context, c store.Conversation, to string) (
 // its manager or a service may. The target must be registered or on duty, and have room.
 func (s *Service) Transfer(ctx context.Context, id auth.Identity, convID, to string) (store.Conversation, error) {
 	if !channel.ValidID(to) {
-		return store.Conversation{}, Invalid("invalid_manager_id", "manager_id must be 1-64 characters of [A-Za-z0-9_-]")
+		return store.Conversation{}, invalidID("manager_id")
 	}
 	mu := s.orgLock(id.Org)
 	mu.Lock()
@@ -456,7 +456,7 @@ func (s *Service) DeleteManager(ctx context.Context, id auth.Identity, org, mana
 		return err
 	}
 	if !channel.ValidID(manager) {
-		return Invalid("invalid_manager_id", "manager_id must be 1-64 characters of [A-Za-z0-9_-]")
+		return invalidID("manager_id")
 	}
 	if err := s.store.DeleteManager(ctx, org, manager); err != nil {
 		return storeErr(err, newErr(KindNotFound, "manager_not_found", "manager %s is not registered", manager))
@@ -514,7 +514,7 @@ func (s *Service) EraseVisitor(ctx context.Context, id auth.Identity, org, visit
 		return err
 	}
 	if !channel.ValidID(visitor) {
-		return Invalid("invalid_visitor_id", "visitor_id must be 1-64 characters of [A-Za-z0-9_-]")
+		return invalidID("visitor_id")
 	}
 	// Openings create under this lock: none slips in between the closing and the deletion.
 	mu := s.orgLock(org)

@@ -40,6 +40,11 @@ func Invalid(code, format string, args ...any) *Error {
 	return newErr(KindInvalid, code, format, args...)
 }
 
+// invalidID is the error for an id (field visitor_id, manager_id…) outside the id grammar.
+func invalidID(field string) *Error {
+	return Invalid("invalid_"+field, "%s must be 1-64 characters of [A-Za-z0-9_-]", field)
+}
+
 // Forbidden returns a KindForbidden error.
 func Forbidden(format string, args ...any) *Error {
 	return newErr(KindForbidden, "forbidden", format, args...)

@@ -34,7 +34,7 @@ func (s *Service) PutOrgKey(ctx context.Context, id auth.Identity, org, kid, alg
 		return OrgKeyInfo{}, err
 	}
 	if !channel.ValidID(kid) {
-		return OrgKeyInfo{}, Invalid("invalid_kid", "kid must be 1-64 characters of [A-Za-z0-9_-]")
+		return OrgKeyInfo{}, invalidID("kid")
 	}
 	k := auth.OrgKey{Kid: kid, Alg: alg, PublicKey: publicKey}
 	switch alg {
@@ -70,7 +70,7 @@ func (s *Service) PutOrgJWKS(ctx context.Context, id auth.Identity, org string, 
 	}
 	for _, k := range keys {
 		if !channel.ValidID(k.Kid) {
-			return nil, Invalid("invalid_kid", "kid must be 1-64 characters of [A-Za-z0-9_-]")
+			return nil, invalidID("kid")
 		}
 	}
 	return s.putOrgKeys(ctx, id, org, keys)

@@ -123,6 +123,24 @@ type Conversation struct {
 	ClosedAt           *time.Time `json:"closed_at,omitempty"`
 }
 
+// PreviousManagers is the list of previous managers once a conversation goes from one manager
+// to another (AssignConversation): from joins it (once), to leaves it.
+func PreviousManagers(previous []string, from, to string) []string {
+	out := make([]string, 0, len(previous)+1)
+	for _, p := range previous {
+		if p != to && p != from {
+			out = append(out, p)
+		}
+	}
+	if from != "" && from != to {
+		out = append(out, from)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 // Active reports whether the conversation is open or pending.
 func (c Conversation) Active() bool { return c.Status == StatusOpen || c.Status == StatusPending }
 

@@ -779,7 +779,7 @@ func (s *Store) AssignConversation(ctx context.Context, id, from, to string, at 
 			return nil
 		}
 		c = old
-		c.PreviousManagerIDs = reassigned(old.PreviousManagerIDs, from, to)
+		c.PreviousManagerIDs = store.PreviousManagers(old.PreviousManagerIDs, from, to)
 		c.ManagerID, c.UpdatedAt, c.Status = to, at, store.StatusOpen
 		if to == "" {
 			c.Status = store.StatusPending
@@ -796,24 +796,6 @@ func (s *Store) AssignConversation(ctx context.Context, id, from, to string, at 
 		return store.Conversation{}, fmt.Errorf("assign conversation %s from %q to %q: %w", id, from, to, store.ErrConflict)
 	}
 	return c, nil
-}
-
-// reassigned is the list of previous managers once the conversation goes from one manager to
-// another: from joins it (once), to leaves it.
-func reassigned(previous []string, from, to string) []string {
-	out := make([]string, 0, len(previous)+1)
-	for _, p := range previous {
-		if p != to && p != from {
-			out = append(out, p)
-		}
-	}
-	if from != "" && from != to {
-		out = append(out, from)
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 // indexFor picks the index range that serves q: its bucket, the key prefix of the range, and

@@ -797,24 +797,6 @@ func (s *Store) ConversationItem(ctx context.Context, id string) (store.Conversa
 	return d.item(), nil
 }
 
-// reassigned is the list of previous managers once the conversation goes from one manager to
-// another: from joins it (once), to leaves it.
-func reassigned(previous []string, from, to string) []string {
-	out := make([]string, 0, len(previous)+1)
-	for _, p := range previous {
-		if p != to && p != from {
-			out = append(out, p)
-		}
-	}
-	if from != "" && from != to {
-		out = append(out, from)
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
-
 // AssignConversation implements store.Store.
 //
 // The compare and set is one findOneAndUpdate whose filter holds the conversation as it was
@@ -856,7 +838,7 @@ func (s *Store) AssignConversation(ctx context.Context, id, from, to string, at 
 	err := s.conversations.FindOneAndUpdate(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "manager_id", Value: from}, {Key: "status", Value: activeStatuses}, {Key: "assign_gen", Value: sameGen}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "manager_id", Value: to}, {Key: "status", Value: status},
-			{Key: "previous_manager_ids", Value: reassigned(d.PreviousManagerIDs, from, to)}, {Key: "assign_gen", Value: gen},
+			{Key: "previous_manager_ids", Value: store.PreviousManagers(d.PreviousManagerIDs, from, to)}, {Key: "assign_gen", Value: gen},
 			{Key: "updated_at", Value: at}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
