@@ -609,7 +609,7 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 			}
 		}
 		if err := e.acl.CanSubscribe(ctx, id, name); err != nil {
-			return r.Fail(bayeux.ChannelForbidden(name))
+			return e.refuse(ctx, r, "subscribe", name, err)
 		}
 	}
 	s.mu.Lock()
@@ -719,7 +719,7 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		return r.Fail(bayeux.ChannelForbidden(m.Channel))
 	}
 	if err := e.acl.CanPublish(ctx, id, m.Channel); err != nil {
-		return r.Fail(bayeux.ChannelForbidden(m.Channel))
+		return e.refuse(ctx, r, "publish", m.Channel, err)
 	}
 	if ch := channel.Classify(m.Channel); ch.Kind == channel.ConversationSub && ch.Sub == chat.Post {
 		// The post command is MQTT's (it needs an acknowledgement Bayeux publishes do not
