@@ -29,8 +29,9 @@ type Publisher interface {
 	Publish(org, channelName string, payload []byte) error
 }
 
-// Presence tells which managers of an organisation are on duty.
-type Presence interface {
+// Duty tells which managers of an organisation are on duty (package duty on one node, or
+// cluster.Duty across nodes).
+type Duty interface {
 	OnDuty(org string) []string
 }
 
@@ -57,12 +58,12 @@ const MaxClientMessageIDBytes = 128
 
 // Service implements the chat rules.
 type Service struct {
-	store    store.Store
-	pub      Publisher
-	presence Presence
-	cfg      Config
-	log      *slog.Logger
-	now      func() time.Time
+	store store.Store
+	pub   Publisher
+	duty  Duty
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
 
 	// assign serialises manager choice and creation per organisation, so that concurrent
 	// openings on this node respect capacities.
@@ -88,8 +89,8 @@ type Service struct {
 }
 
 // New returns the chat service.
-func New(s store.Store, pub Publisher, p Presence, cfg Config, log *slog.Logger) *Service {
-	return &Service{store: s, pub: pub, presence: p, cfg: cfg, log: log,
+func New(s store.Store, pub Publisher, duty Duty, cfg Config, log *slog.Logger) *Service {
+	return &Service{store: s, pub: pub, duty: duty, cfg: cfg, log: log,
 		now:    func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
 		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000, convCacheTTL), offSince: map[string]map[string]time.Time{}, refreshing: map[string]bool{},
 		opens: ratelimit.New(cfg.OpensPerMinutePerVisitor), posts: ratelimit.New(cfg.PostsPerMinute)}
@@ -259,7 +260,7 @@ func (s *Service) chooseManager(ctx context.Context, org string) (string, error)
 
 // chooseManagerExcept is chooseManager never choosing except.
 func (s *Service) chooseManagerExcept(ctx context.Context, org, except string) (string, error) {
-	onDuty := slices.DeleteFunc(slices.Clone(s.presence.OnDuty(org)), func(m string) bool { return m == except })
+	onDuty := slices.DeleteFunc(slices.Clone(s.duty.OnDuty(org)), func(m string) bool { return m == except })
 	if len(onDuty) > 0 {
 		loads, err := s.store.OpenCounts(ctx, org)
 		if err != nil {

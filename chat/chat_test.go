@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/convead/chat-server/auth"
-	"github.com/convead/chat-server/presence"
+	"github.com/convead/chat-server/duty"
 	"github.com/convead/chat-server/store"
 	"github.com/convead/chat-server/store/bolt"
 )
@@ -53,7 +53,7 @@ func (r *recorder) on(ch string) []published {
 type fixture struct {
 	svc  *Service
 	pub  *recorder
-	duty *presence.Registry
+	duty *duty.Registry
 	st   store.Store
 }
 
@@ -64,7 +64,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close(context.Background()) })
-	f := &fixture{pub: &recorder{}, duty: presence.NewRegistry(), st: st}
+	f := &fixture{pub: &recorder{}, duty: duty.NewRegistry(), st: st}
 	f.svc = New(st, f.pub, f.duty, Config{MaxMessagesCount: 5, ContentChars: 20}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(f.svc.Stop) // before the store closes: cleanups run last first
 	return f
@@ -219,8 +219,8 @@ func TestManagerChoice(t *testing.T) {
 		t.Errorf("after m3's conversation closed, got %s, want m3", m)
 	}
 	// Going off duty removes a manager from the choice.
-	f.duty.LeaveAll("h-m1")
-	f.duty.LeaveAll("h-m2")
+	f.duty.Gone("h-m1")
+	f.duty.Gone("h-m2")
 	if _, _, err := f.svc.OpenConversation(ctx, visitor("v10"), "v10"); code(err) != "chat_offline" {
 		t.Errorf("only m3 at capacity on duty: err = %v, want chat_offline", err)
 	}

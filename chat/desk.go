@@ -225,7 +225,7 @@ func (s *Service) Transfer(ctx context.Context, id auth.Identity, convID, to str
 	case c.ManagerID == to:
 		return c, nil
 	}
-	if !slices.Contains(s.presence.OnDuty(id.Org), to) {
+	if !slices.Contains(s.duty.OnDuty(id.Org), to) {
 		known, err := s.store.Managers(ctx, id.Org, []string{to})
 		if err != nil {
 			return store.Conversation{}, storeErr(err, nil)
@@ -281,7 +281,7 @@ const pendingBatch = 100
 // closes, and on every sweep; on several nodes at once, the store's compare-and-set lets one
 // assignment of each conversation win.
 func (s *Service) AssignPending(ctx context.Context, org string) (int, error) {
-	if len(s.presence.OnDuty(org)) == 0 {
+	if len(s.duty.OnDuty(org)) == 0 {
 		return 0, nil
 	}
 	mu := s.orgLock(org)
@@ -377,7 +377,7 @@ func (s *Service) OnDutyManagers(id auth.Identity) ([]string, error) {
 }
 
 func (s *Service) onDuty(org string) []string {
-	on := s.presence.OnDuty(org)
+	on := s.duty.OnDuty(org)
 	if on == nil {
 		on = []string{}
 	}
@@ -422,7 +422,7 @@ func (s *Service) Managers(ctx context.Context, id auth.Identity, org string) ([
 	if err != nil {
 		return nil, storeErr(err, nil)
 	}
-	onDuty := s.presence.OnDuty(org)
+	onDuty := s.duty.OnDuty(org)
 	out := make([]ManagerInfo, 0, len(registered))
 	seen := map[string]bool{}
 	for _, m := range registered {

@@ -22,6 +22,11 @@ const (
 	KindRateLimited                 // too many requests: retry later
 )
 
+// ServerFault reports whether the kind is the server's failure rather than a judgement of the
+// request (Internal, Unavailable): the request was not decided, so the doors answer "retry"
+// instead of a refusal, and log it.
+func (k Kind) ServerFault() bool { return k == KindInternal || k == KindUnavailable }
+
 // Error is an error meant for the client: a stable snake_case code and a readable message.
 type Error struct {
 	Kind    Kind
@@ -62,4 +67,13 @@ func AsError(err error) *Error {
 		return e
 	}
 	return nil
+}
+
+// KindOf returns the kind of the *Error in err's chain; any other error is KindInternal, since
+// only the domain's own errors say what went wrong.
+func KindOf(err error) Kind {
+	if e := AsError(err); e != nil {
+		return e.Kind
+	}
+	return KindInternal
 }

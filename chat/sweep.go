@@ -75,7 +75,7 @@ func (s *Service) reassignStranded(ctx context.Context, o store.Org, now time.Ti
 		return storeErr(err, nil)
 	}
 	onDuty := map[string]bool{}
-	for _, m := range s.presence.OnDuty(o.ID) {
+	for _, m := range s.duty.OnDuty(o.ID) {
 		onDuty[m] = true
 	}
 	s.offMu.Lock()

@@ -85,7 +85,7 @@ type Node struct {
 
 	forwarded, injected, dropped atomic.Uint64
 
-	duty *Presence
+	duty *Duty
 }
 
 type interestSub struct {
@@ -101,7 +101,7 @@ func Connect(cfg Config, log *slog.Logger) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, origin: cfg.Node + ":" + hex.EncodeToString(boot),
 		inbox: make(chan *nats.Msg, inboxSize), filters: map[string]int{}, subjects: map[string]*interestSub{},
 		windows: map[string]*window{}}
-	n.duty = newPresence(n)
+	n.duty = newDuty(n)
 	nc, err := nats.Connect(cfg.URL,
 		nats.Name("chat-server "+cfg.Node),
 		nats.NoEcho(),

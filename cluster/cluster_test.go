@@ -98,7 +98,7 @@ func startNode(t *testing.T, url, name string) *testNode {
 		t.Fatal(err)
 	}
 	tn := &testNode{Node: n, local: &fakeLocal{orgs: map[string][]string{}}, got: make(chan injected, 100)}
-	n.Presence(tn.local)
+	n.Duty(tn.local)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -200,7 +200,7 @@ func TestForwardingFollowsInterest(t *testing.T) {
 	}
 }
 
-func TestPresenceAcrossNodes(t *testing.T) {
+func TestDutyAcrossNodes(t *testing.T) {
 	ns := runNATS(t)
 	a, b := startNode(t, ns.ClientURL(), "a"), startNode(t, ns.ClientURL(), "b")
 	a.local.set("o", "anna")

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Presence across nodes. Each node keeps its own registry of managers on duty (its doors know
+// Duty across nodes. Each node keeps its own registry of managers on duty (its doors know
 // their connections) and announces it on <prefix>.cluster.duty.<node>: an organisation as soon
 // as its managers change there, and everything every heartbeat. Every node keeps what the
 // others announced, each entry stamped with when it was last heard. A node that stops says
@@ -25,7 +25,7 @@ type Local interface {
 	Snapshot() map[string][]string
 }
 
-// dutyAnnouncement is one message of a node's presence.
+// dutyAnnouncement is one message of a node's duty.
 type dutyAnnouncement struct {
 	Node string `json:"node"`
 	// Orgs maps an organisation to its managers on duty on Node; an empty list means none.
@@ -42,9 +42,9 @@ type remoteDuty struct {
 	seen     time.Time
 }
 
-// Presence answers "who is on duty" for the whole cluster: the local registry plus what the
+// Duty answers "who is on duty" for the whole cluster: the local registry plus what the
 // other nodes announced within node_timeout. Call Changed when the local registry changes.
-type Presence struct {
+type Duty struct {
 	n     *Node
 	local Local
 	now   func() time.Time
@@ -56,20 +56,20 @@ type Presence struct {
 	wake   chan struct{}
 }
 
-func newPresence(n *Node) *Presence {
-	return &Presence{n: n, now: time.Now, remote: map[string]map[string]remoteDuty{}, dirty: map[string]bool{},
+func newDuty(n *Node) *Duty {
+	return &Duty{n: n, now: time.Now, remote: map[string]map[string]remoteDuty{}, dirty: map[string]bool{},
 		wake: make(chan struct{}, 1)}
 }
 
-// Presence returns the cluster-wide presence over the node's local registry; set it once,
+// Duty returns the cluster-wide duty over the node's local registry; set it once,
 // before Run.
-func (n *Node) Presence(local Local) *Presence {
+func (n *Node) Duty(local Local) *Duty {
 	n.duty.local = local
 	return n.duty
 }
 
 // OnDuty returns the managers of org on duty on any node, sorted.
-func (p *Presence) OnDuty(org string) []string {
+func (p *Duty) OnDuty(org string) []string {
 	out := p.local.OnDuty(org)
 	cutoff := p.now().Add(-p.n.cfg.NodeTimeout)
 	p.mu.Lock()
@@ -84,21 +84,21 @@ func (p *Presence) OnDuty(org string) []string {
 }
 
 // Changed announces org's managers of this node to the others, soon.
-func (p *Presence) Changed(org string) {
+func (p *Duty) Changed(org string) {
 	p.mu.Lock()
 	p.dirty[org] = true
 	p.mu.Unlock()
 	p.poke()
 }
 
-func (p *Presence) resync() {
+func (p *Duty) resync() {
 	p.mu.Lock()
 	p.all = true
 	p.mu.Unlock()
 	p.poke()
 }
 
-func (p *Presence) poke() {
+func (p *Duty) poke() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -107,20 +107,20 @@ func (p *Presence) poke() {
 
 // run announces changes as they come and everything every heartbeat; all announcements leave
 // from this one goroutine, so they reach the others in the order they were made.
-func (p *Presence) run(ctx context.Context) {
+func (p *Duty) run(ctx context.Context) {
 	sub, err := p.n.nc.Subscribe(p.n.control("duty", "*"), p.receive)
 	if err != nil {
-		p.n.log.Error("cluster: presence subscription failed", "err", err.Error())
+		p.n.log.Error("cluster: duty subscription failed", "err", err.Error())
 		return
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	syncSub, err := p.n.nc.Subscribe(p.n.control("dutysync"), func(*nats.Msg) { p.resync() })
 	if err != nil {
-		p.n.log.Error("cluster: presence subscription failed", "err", err.Error())
+		p.n.log.Error("cluster: duty subscription failed", "err", err.Error())
 		return
 	}
 	defer func() { _ = syncSub.Unsubscribe() }()
-	// Ask the others for their presence, and give ours.
+	// Ask the others for their duty, and give ours.
 	_ = p.n.nc.Publish(p.n.control("dutysync"), nil)
 	p.resync()
 	tick := time.NewTicker(p.n.cfg.Heartbeat)
@@ -141,7 +141,7 @@ func (p *Presence) run(ctx context.Context) {
 }
 
 // announce publishes what is dirty (everything on a heartbeat).
-func (p *Presence) announce() {
+func (p *Duty) announce() {
 	p.mu.Lock()
 	all, dirty := p.all, p.dirty
 	p.all, p.dirty = false, map[string]bool{}
@@ -175,20 +175,20 @@ func (p *Presence) announce() {
 	flush() // on a heartbeat, even an empty one says "alive"
 }
 
-func (p *Presence) publish(a dutyAnnouncement) {
+func (p *Duty) publish(a dutyAnnouncement) {
 	data, err := json.Marshal(a)
 	if err == nil {
 		err = p.n.nc.Publish(p.n.control("duty", p.n.cfg.Node), data)
 	}
 	if err != nil {
-		p.n.log.Debug("cluster: presence announcement failed", "err", err.Error())
+		p.n.log.Debug("cluster: duty announcement failed", "err", err.Error())
 	}
 }
 
 // bye tells the others that this node stops.
-func (p *Presence) bye() { p.publish(dutyAnnouncement{Node: p.n.cfg.Node, Bye: true}) }
+func (p *Duty) bye() { p.publish(dutyAnnouncement{Node: p.n.cfg.Node, Bye: true}) }
 
-func (p *Presence) receive(m *nats.Msg) {
+func (p *Duty) receive(m *nats.Msg) {
 	var a dutyAnnouncement
 	if err := json.Unmarshal(m.Data, &a); err != nil || a.Node == "" || a.Node == p.n.cfg.Node {
 		return
@@ -215,7 +215,7 @@ func (p *Presence) receive(m *nats.Msg) {
 }
 
 // prune forgets what silent nodes announced, and their duplicate windows.
-func (p *Presence) prune() {
+func (p *Duty) prune() {
 	cutoff := p.now().Add(-p.n.cfg.NodeTimeout)
 	p.mu.Lock()
 	for node, orgs := range p.remote {
@@ -233,7 +233,7 @@ func (p *Presence) prune() {
 }
 
 // Remote returns the number of managers other nodes have on duty now.
-func (p *Presence) Remote() int {
+func (p *Duty) Remote() int {
 	cutoff := p.now().Add(-p.n.cfg.NodeTimeout)
 	p.mu.Lock()
 	defer p.mu.Unlock()

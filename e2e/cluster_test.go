@@ -26,7 +26,7 @@ func clusterSetup(t *testing.T) (bin string, nats *natsServer, mongoURI string) 
 	return buildServer(t), startNATS(t), mongoURI
 }
 
-// openWith opens visitor's conversation through e until it succeeds (presence from other nodes
+// openWith opens visitor's conversation through e until it succeeds (duty from other nodes
 // arrives within a heartbeat) and returns it.
 func openWith(t *testing.T, e *env, tok, visitor string) map[string]any {
 	t.Helper()
@@ -405,7 +405,7 @@ func TestClusterNATSOutage(t *testing.T) {
 			t.Fatalf("widget got %v", m)
 		}
 	}
-	// Presence crosses again: anna, on node 2, is seen by an opening on node 1.
+	// Duty crosses again: anna, on node 2, is seen by an opening on node 1.
 	if c := openWith(t, n1.env, token(t, auth.Visitor, "shop", "v2"), "v2"); c["manager_id"] != "anna" {
 		t.Fatalf("conversation assigned to %v", c["manager_id"])
 	}

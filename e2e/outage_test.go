@@ -3,8 +3,8 @@ package e2e
 import (
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,9 +20,15 @@ import (
 // everything recovers by itself when the store returns.
 func TestStoreOutage(t *testing.T) {
 	db := newFerret(t)
+	var logs syncBuffer
 	e := startLogged(t, testConfig(t, func(c *config.Config) {
 		c.Mongo.URI, c.Mongo.Database, c.Mongo.Timeout = db.uri(), "outage", time.Second
-	}), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	}), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("server log:\n" + logs.String())
+		}
+	})
 	mTok, vTok := token(t, auth.Manager, "shop", "m1"), token(t, auth.Visitor, "shop", "v1")
 	conv := want(t, e.post("/chat/service/v1", mTok, nil), http.StatusCreated).obj("conversation")["id"].(string)
 	post := "/chat/conversation/" + conv
@@ -57,6 +63,16 @@ func TestStoreOutage(t *testing.T) {
 	}
 	if r := e.call(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable || r.obj("checks")["store"] == "ok" {
 		t.Fatalf("/readyz during the outage: %d %s", r.status, r.raw)
+	}
+	// A Faye subscribe the ACL cannot decide (a conversation it must look up) is a retryable
+	// server error, not a refusal, and the outage is logged.
+	fayeID := e.handshake(vTok)
+	_, replies, _ := e.bayeux(`[{"channel":"/meta/subscribe","clientId":"` + fayeID + `","subscription":"/conversations/unseen","ext":{"token":"` + vTok + `"}}]`)
+	if len(replies) != 1 || field(replies[0], "error") != `"500:/conversations/unseen:Internal server error"` || field(replies[0], "advice") != `{"interval":0,"reconnect":"retry","timeout":45000}` {
+		t.Fatalf("Faye subscribe during the outage: %v", replies)
+	}
+	if !strings.Contains(logs.String(), `msg="faye: subscribe failed" component=faye channel=/conversations/unseen err="store_unavailable: `) {
+		t.Fatal("the Faye subscribe that failed for the outage was not logged")
 	}
 	// Real-time delivery that needs no store goes on.
 	if pt := manager.c.Publish(typing, 1, false, `{"typing":true}`); !pt.WaitTimeout(5*time.Second) || pt.Error() != nil {

@@ -70,11 +70,11 @@ type Verifier interface {
 	Verify(token string) (auth.Identity, error)
 }
 
-// Duty records managers on duty.
+// Duty hears what each session holds (package duty decides who that puts on duty).
 type Duty interface {
-	Join(org, manager, holder string)
-	Leave(org, manager, holder string)
-	LeaveAll(holder string)
+	Subscribed(id auth.Identity, name, holder string)
+	Unsubscribed(id auth.Identity, name, holder string)
+	Gone(holder string)
 }
 
 // Broker is the routing core: Faye publishes go in, and every publish comes out to Handler.
@@ -315,7 +315,7 @@ func (e *Engine) destroy(s *session) {
 		e.idx.remove(org, name, s)
 		e.lostInterest(org, name)
 	}
-	e.duty.LeaveAll(holder(s))
+	e.duty.Gone(holder(s))
 }
 
 func (e *Engine) lostInterest(org, name string) {
@@ -500,15 +500,19 @@ func (e *Engine) connect(m bayeux.Message, transport string) (bayeux.Reply, *Con
 	return r, &Connect{Reply: r, Session: s, Wait: wait}
 }
 
-// rejoinDuty puts a manager back on duty when its session reconnects after a streaming
-// connection ended (which took it off duty).
+// rejoinDuty reports the subscriptions of a session again when it reconnects: a streaming
+// connection that ended reported the session gone (which took a manager off duty), yet the
+// session and its subscriptions live on.
 func (e *Engine) rejoinDuty(s *session) {
+	var few [8]string // a session's channels, copied out of its lock without allocating for most
 	s.mu.Lock()
-	onDuty := s.hasIdentity && s.identity.Role == auth.Manager && s.subs[channel.ServiceAllPattern]
-	id := s.identity
+	id, names := s.identity, few[:0]
+	for name := range s.subs {
+		names = append(names, name)
+	}
 	s.mu.Unlock()
-	if onDuty {
-		e.duty.Join(id.Org, id.Subject, holder(s))
+	for _, name := range names {
+		e.duty.Subscribed(id, name, holder(s))
 	}
 }
 
@@ -609,7 +613,7 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 			}
 		}
 		if err := e.acl.CanSubscribe(ctx, id, name); err != nil {
-			return r.Fail(bayeux.ChannelForbidden(name))
+			return e.refuse(ctx, r, "subscribe", name, err)
 		}
 	}
 	s.mu.Lock()
@@ -641,9 +645,7 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		if e.cfg.Interest != nil {
 			e.cfg.Interest.Add(id.Org, name)
 		}
-		if name == channel.ServiceAllPattern && id.Role == auth.Manager {
-			e.duty.Join(id.Org, id.Subject, holder(s))
-		}
+		e.duty.Subscribed(id, name, holder(s))
 	}
 	r.Successful = true
 	return r
@@ -672,9 +674,7 @@ func (e *Engine) unsubscribe(m bayeux.Message) bayeux.Reply {
 	for _, name := range removed {
 		e.idx.remove(org, name, s)
 		e.lostInterest(org, name)
-		if name == channel.ServiceAllPattern && id.Role == auth.Manager {
-			e.duty.Leave(id.Org, id.Subject, holder(s))
-		}
+		e.duty.Unsubscribed(id, name, holder(s))
 	}
 	r.Successful = true
 	return r
@@ -719,7 +719,7 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		return r.Fail(bayeux.ChannelForbidden(m.Channel))
 	}
 	if err := e.acl.CanPublish(ctx, id, m.Channel); err != nil {
-		return r.Fail(bayeux.ChannelForbidden(m.Channel))
+		return e.refuse(ctx, r, "publish", m.Channel, err)
 	}
 	if ch := channel.Classify(m.Channel); ch.Kind == channel.ConversationSub && ch.Sub == chat.Post {
 		// The post command is MQTT's (it needs an acknowledgement Bayeux publishes do not
@@ -780,7 +780,7 @@ func (e *Engine) Stream(s *session, sk sink) (c *consumer, release func()) {
 	}
 	return c, func() {
 		if s.detach(c) {
-			e.duty.LeaveAll(holder(s))
+			e.duty.Gone(holder(s))
 		}
 		s.touch(e.now())
 	}

@@ -31,9 +31,9 @@ func (allowAll) MayReceive(auth.Identity, string) bool                     { ret
 func (allowAll) Verify(string) (auth.Identity, error) {
 	return auth.Identity{Subject: "s", Role: auth.Service, Org: "shop"}, nil
 }
-func (allowAll) Join(string, string, string)  {}
-func (allowAll) Leave(string, string, string) {}
-func (allowAll) LeaveAll(string)              {}
+func (allowAll) Subscribed(auth.Identity, string, string)   {}
+func (allowAll) Unsubscribed(auth.Identity, string, string) {}
+func (allowAll) Gone(string)                                {}
 
 type loopback struct{ e *Engine }
 

@@ -17,9 +17,9 @@ type permissive struct{}
 func (permissive) CanSubscribe(context.Context, auth.Identity, string) error { return nil }
 func (permissive) CanPublish(context.Context, auth.Identity, string) error   { return nil }
 func (permissive) MayReceive(auth.Identity, string) bool                     { return true }
-func (permissive) Join(string, string, string)                               {}
-func (permissive) Leave(string, string, string)                              {}
-func (permissive) LeaveAll(string)                                           {}
+func (permissive) Subscribed(auth.Identity, string, string)                  {}
+func (permissive) Unsubscribed(auth.Identity, string, string)                {}
+func (permissive) Gone(string)                                               {}
 func (permissive) Publish(string, string, []byte) error                      { return nil }
 func (permissive) Verify(string) (auth.Identity, error) {
 	return auth.Identity{Subject: "s", Role: auth.Service, Org: "shop"}, nil

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/duty"
 	"github.com/convead/chat-server/faye/bayeux"
-	"github.com/convead/chat-server/presence"
 )
 
 // openACL lets everyone subscribe and publish.
@@ -28,7 +28,7 @@ func (tokenIsSubject) Verify(tok string) (auth.Identity, error) {
 
 func TestStats(t *testing.T) {
 	e := New(Config{Timeout: time.Second, IdleTimeout: time.Minute, MaxBatch: 10, MaxChannels: 10, MaxQueue: 2},
-		openACL{}, tokenIsSubject{}, presence.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		openACL{}, tokenIsSubject{}, duty.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	run := func(batch string) []bayeux.Reply {
 		t.Helper()
 		msgs, err := bayeux.DecodeBatch([]byte(batch), 10)

@@ -22,15 +22,15 @@ import (
 	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/cluster"
 	"github.com/convead/chat-server/config"
+	"github.com/convead/chat-server/duty"
 	"github.com/convead/chat-server/faye"
 	"github.com/convead/chat-server/metrics"
 	"github.com/convead/chat-server/mqttws"
 	"github.com/convead/chat-server/origin"
 	clusterhook "github.com/convead/chat-server/plugins/cluster"
 	"github.com/convead/chat-server/plugins/commands"
-	"github.com/convead/chat-server/plugins/duty"
 	"github.com/convead/chat-server/plugins/mqttauth"
-	"github.com/convead/chat-server/presence"
+	"github.com/convead/chat-server/plugins/mqttduty"
 	"github.com/convead/chat-server/ratelimit"
 	"github.com/convead/chat-server/store"
 	"github.com/convead/chat-server/store/bolt"
@@ -46,7 +46,7 @@ type Server struct {
 	broker *broker.Broker
 	app    *fiber.App
 	faye   *faye.Engine
-	duties *presence.Registry
+	duties *duty.Registry
 	svc    *chat.Service
 	mx     *metrics.Metrics // nil when metrics.enabled is false
 	httpLn net.Listener
@@ -84,13 +84,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if mx != nil {
 		st = mx.Store(st)
 	}
-	duties := presence.NewRegistry()
+	duties := duty.NewRegistry()
 	tlsConfig, err := mqttTLS(cfg)
 	if err != nil {
 		_ = st.Close(ctx)
 		return nil, err
 	}
-	var onDuty chat.Presence = duties
+	var onDuty chat.Duty = duties
 	var announce func(org string) // cluster mode: tell the other nodes of a duty change
 	var node *cluster.Node
 	if cfg.Cluster.Enabled() {
@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			_ = st.Close(ctx)
 			return nil, err
 		}
-		p := node.Presence(duties)
+		p := node.Duty(duties)
 		announce = p.Changed
 		onDuty = p
 		st = closeWith{st, node.Close} // every later failure closes the store: the node too
@@ -134,7 +134,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, b.Server().SendConnack, log.With("component", "mqtt-auth"))
-	hooks := []mqtt.Hook{authHook, duty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
+	hooks := []mqtt.Hook{authHook, mqttduty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
 	var clusterHook *clusterhook.Hook
 	if node != nil {
 		clusterHook = clusterhook.New(node, b.Server())

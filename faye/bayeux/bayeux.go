@@ -164,21 +164,18 @@ func (e Error) String() string {
 	return b.String()
 }
 
-// Faye's errors.
-func VersionMismatch(params ...string) Error { return Error{300, params, "Version mismatch"} }
+// Faye's errors, those of its catalogue this server sends, with Faye's codes and messages. The
+// rest (300 version mismatch, 302 extension mismatch, 400 bad request, 404 unknown channel, 406
+// unknown extension) are left out: nothing here has a reason to send them.
 func ConntypeMismatch(params ...string) Error {
 	return Error{301, params, "Connection types not supported"}
 }
-func ExtMismatch(params ...string) Error   { return Error{302, params, "Extension mismatch"} }
-func BadRequest(params ...string) Error    { return Error{400, params, "Bad request"} }
 func ClientUnknown(params ...string) Error { return Error{401, params, "Unknown client"} }
 func ParameterMissing(params ...string) Error {
 	return Error{402, params, "Missing required parameter"}
 }
 func ChannelForbidden(params ...string) Error { return Error{403, params, "Forbidden channel"} }
-func ChannelUnknown(params ...string) Error   { return Error{404, params, "Unknown channel"} }
 func ChannelInvalid(params ...string) Error   { return Error{405, params, "Invalid channel"} }
-func ExtUnknown(params ...string) Error       { return Error{406, params, "Unknown extension"} }
 func PublishFailed(params ...string) Error    { return Error{407, params, "Failed to publish"} }
 func ServerError(params ...string) Error      { return Error{500, params, "Internal server error"} }
 

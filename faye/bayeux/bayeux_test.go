@@ -93,6 +93,7 @@ func TestErrorStrings(t *testing.T) {
 		"403:/service/abc:Forbidden channel":              ChannelForbidden("/service/abc"),
 		"405:/foo/*:Invalid channel":                      ChannelInvalid("/foo/*"),
 		"407:/readonly:Failed to publish":                 PublishFailed("/readonly"),
+		"500:/conversations/c:Internal server error":      ServerError("/conversations/c"),
 		"401::Authentication failed":                      AuthenticationFailed(),
 		"403::Authentication required":                    AuthenticationRequired(),
 	}

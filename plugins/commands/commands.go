@@ -22,6 +22,7 @@ import (
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/channel"
 	"github.com/convead/chat-server/chat"
+	"github.com/convead/chat-server/plugins/mqttreason"
 	"github.com/convead/chat-server/store"
 )
 
@@ -119,10 +120,10 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.reply(id, a)
 		return pk, packets.CodeSuccessIgnore
 	}
-	e := chat.AsError(err)
-	if e != nil && e.Kind != chat.KindUnavailable && e.Kind != chat.KindInternal {
+	if !chat.KindOf(err).ServerFault() {
 		// The command was handled; its answer is a refusal. Acknowledge it, or the app would
 		// resend it forever.
+		e := chat.AsError(err)
 		a.Error = &answerError{Code: e.Code, Message: e.Message}
 		h.reply(id, a)
 		return pk, packets.CodeSuccessIgnore
@@ -133,7 +134,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	// Not stored, so not acknowledged: MQTT 5 gets a negative PUBACK; 3.1.1, which has none,
 	// gets no PUBACK and resends the command when it reconnects.
 	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-		return pk, packets.ErrUnspecifiedError
+		return pk, mqttreason.Code(err, packets.Puback)
 	}
 	return pk, packets.ErrRejectPacket
 }

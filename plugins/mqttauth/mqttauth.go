@@ -21,6 +21,8 @@ import (
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/channel"
+	"github.com/convead/chat-server/chat"
+	"github.com/convead/chat-server/plugins/mqttreason"
 )
 
 // Verifier turns a token into an identity and the time it stops being valid.
@@ -57,8 +59,9 @@ type Hook struct {
 	expiry map[*mqtt.Client]*time.Timer // ends each connection when its token expires
 }
 
-// refusalLogsPerSecond bounds the "mqtt connect refused" lines: each is about 250 bytes, and
-// anyone can send failing CONNECTs as fast as the network allows.
+// refusalLogsPerSecond bounds the "mqtt connect refused" and "mqtt acl check failed" lines:
+// each is about 250 bytes, anyone can send failing CONNECTs as fast as the network allows, and
+// an outage fails the ACL check of every delivery.
 const refusalLogsPerSecond = 10
 
 // logThrottle lets through at most refusalLogsPerSecond lines a second, over all clients, and
@@ -88,7 +91,7 @@ func (t *logThrottle) allow(now time.Time) (bool, int) {
 	return true, held
 }
 
-// refused logs a refused CONNECT, throttled.
+// refused logs a refused CONNECT or a failed ACL check, throttled.
 func (h *Hook) refused(level slog.Level, msg string, args ...any) {
 	ok, held := h.refusals.allow(time.Now())
 	if !ok {
@@ -133,13 +136,24 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	topic := pk.Connect.WillTopic
 	_, name, terr := channel.FromTopic(topic)
-	if terr == nil && isConversation(name) || !h.allowed(cl, id, topic, true) {
-		h.refused(slog.LevelInfo, "mqtt connect refused: will not allowed", "client", cl.ID, "identity", id.String(), "topic", topic, "retain", pk.Connect.WillRetain, "remote", cl.Net.Remote)
-		// SendConnack maps 0x87 to 3.1.1's return code 5, not authorised.
-		_ = h.connack(cl, packets.ErrNotAuthorized, false, nil)
-		return packets.ErrNotAuthorized
+	if terr == nil && isConversation(name) {
+		err = chat.Forbidden("a conversation takes no will")
+	} else {
+		err = h.decide(id, topic, true)
 	}
-	return nil
+	if err == nil {
+		return nil
+	}
+	// SendConnack maps the code to 3.1.1's return codes: 0x87 to 5, not authorised, and 0x88
+	// (the store could not decide) to 3, server unavailable, so the client retries.
+	code := mqttreason.Code(err, packets.Connack)
+	level := slog.LevelInfo
+	if chat.KindOf(err).ServerFault() {
+		level = slog.LevelWarn
+	}
+	h.refused(level, "mqtt connect refused: will not allowed", "client", cl.ID, "identity", id.String(), "topic", topic, "retain", pk.Connect.WillRetain, "remote", cl.Net.Remote, "reason", err.Error())
+	_ = h.connack(cl, code, false, nil)
+	return code
 }
 
 // isConversation reports whether a channel name is under /conversations (a prefix test, not
@@ -189,28 +203,34 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !ok {
 		return false
 	}
-	return h.allowed(cl, id, topic, write)
+	// The broker's ACL hook answers yes or no; mochi picks the reason code itself. An ACL that
+	// could not decide (the store is down) is still logged as what it is, throttled: this runs
+	// for every delivery.
+	if err := h.decide(id, topic, write); err != nil {
+		if chat.KindOf(err).ServerFault() {
+			h.refused(slog.LevelWarn, "mqtt acl check failed", "client", cl.ID, "identity", id.String(), "topic", topic, "write", write, "err", err.Error())
+		} else {
+			h.log.Debug("mqtt acl refused", "client", cl.ID, "identity", id.String(), "topic", topic, "write", write, "reason", err.Error())
+		}
+		return false
+	}
+	return true
 }
 
-// allowed decides a subscribe (write false) or publish of identity id on topic.
-func (h *Hook) allowed(cl *mqtt.Client, id auth.Identity, topic string, write bool) bool {
+// decide decides a subscribe (write false) or publish of identity id on topic: nil, or the
+// chat error that refuses it.
+func (h *Hook) decide(id auth.Identity, topic string, write bool) error {
 	org, name, err := channel.FromTopic(topic)
 	if err != nil || org != id.Org {
-		return false
+		return chat.Forbidden("the topic is outside the organisation's channels")
 	}
 	// No timer of its own: this runs for every delivery, and the store already bounds each of
 	// its calls (mongo.timeout); most decisions come from the conversation cache anyway.
 	ctx := context.Background()
 	if write {
-		err = h.acl.CanPublish(ctx, id, name)
-	} else {
-		err = h.acl.CanSubscribe(ctx, id, name)
+		return h.acl.CanPublish(ctx, id, name)
 	}
-	if err != nil {
-		h.log.Debug("mqtt acl refused", "client", cl.ID, "identity", id.String(), "topic", topic, "write", write, "reason", err.Error())
-		return false
-	}
-	return true
+	return h.acl.CanSubscribe(ctx, id, name)
 }
 
 // OnDisconnect stops the connection's expiry timer.

@@ -1,10 +1,12 @@
 package mqttauth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,30 +15,41 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/convead/chat-server/auth"
+	"github.com/convead/chat-server/chat"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
-// acl allows exactly the names it lists, and records what it was asked.
+// acl allows exactly the names it lists, and records what it was asked; while down, its store
+// is unavailable and it decides nothing.
 type acl struct {
 	sub, pub map[string]bool
 	asked    []string
+	down     bool
 }
+
+var errStoreDown = &chat.Error{Kind: chat.KindUnavailable, Code: "store_unavailable", Message: "the message store is unavailable, retry later"}
 
 func (a *acl) CanSubscribe(_ context.Context, _ auth.Identity, name string) error {
 	a.asked = append(a.asked, "sub "+name)
-	if a.sub[name] {
+	switch {
+	case a.down:
+		return errStoreDown
+	case a.sub[name]:
 		return nil
 	}
-	return errors.New("no")
+	return chat.Forbidden("no")
 }
 
 func (a *acl) CanPublish(_ context.Context, _ auth.Identity, name string) error {
 	a.asked = append(a.asked, "pub "+name)
-	if a.pub[name] {
+	switch {
+	case a.down:
+		return errStoreDown
+	case a.pub[name]:
 		return nil
 	}
-	return errors.New("no")
+	return chat.Forbidden("no")
 }
 
 func connect(tok string) packets.Packet {
@@ -226,6 +239,38 @@ func TestWillCheckedAtConnect(t *testing.T) {
 	}
 	if err := h.OnConnect(&mqtt.Client{ID: "w"}, will("garbage", "orgs/O/conversations/c")); err != nil {
 		t.Errorf("a bad token is left to OnConnectAuthenticate, got %v", err)
+	}
+}
+
+// TestWillStoreDown: a will the ACL could not decide, the store being down, is refused as
+// "server unavailable" (3.1.1 return code 3), which a client retries, not as "not authorised",
+// and logged at warn.
+func TestWillStoreDown(t *testing.T) {
+	h, a, _, _ := newHook()
+	a.down = true
+	var logs bytes.Buffer
+	h.log = slog.New(slog.NewTextHandler(&logs, nil))
+	var acked []packets.Code
+	h.connack = func(_ *mqtt.Client, code packets.Code, _ bool, _ *packets.Properties) error {
+		acked = append(acked, code)
+		return nil
+	}
+	pk := connect(tokenFor(t, auth.Visitor, "v1"))
+	pk.Connect.WillFlag, pk.Connect.WillTopic = true, "orgs/O/notifications/v1"
+	if err := h.OnConnect(&mqtt.Client{ID: "w"}, pk); !errors.Is(err, packets.ErrServerUnavailable) || len(acked) != 1 || acked[0] != packets.ErrServerUnavailable {
+		t.Fatalf("will during an outage: %v, CONNACK %v; want refused 0x88", err, acked)
+	}
+	if got := logs.String(); !strings.Contains(got, `level=WARN msg="mqtt connect refused: will not allowed"`) || !strings.Contains(got, "store_unavailable") {
+		t.Fatalf("log %q", got)
+	}
+	logs.Reset()
+	cl := &mqtt.Client{ID: "s"}
+	cl.Properties.Username = []byte(auth.Identity{Subject: "v1", Role: auth.Visitor, Org: "O"}.Key())
+	if h.OnACLCheck(cl, "orgs/O/service/v1", false) {
+		t.Fatal("an ACL check the store could not decide was allowed")
+	}
+	if got := logs.String(); !strings.Contains(got, `level=WARN msg="mqtt acl check failed"`) || !strings.Contains(got, "topic=orgs/O/service/v1") {
+		t.Fatalf("log %q", got)
 	}
 }
 

@@ -1,4 +1,4 @@
-package duty
+package mqttduty
 
 import (
 	"slices"
@@ -8,7 +8,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/convead/chat-server/auth"
-	"github.com/convead/chat-server/presence"
+	"github.com/convead/chat-server/duty"
 )
 
 type identities map[*mqtt.Client]auth.Identity
@@ -33,7 +33,7 @@ func subscribe(filters ...string) packets.Packet {
 }
 
 func TestDuty(t *testing.T) {
-	reg := presence.NewRegistry()
+	reg := duty.NewRegistry()
 	mgr, vis, other := newClient("m"), newClient("v"), newClient("p")
 	h := New(reg, identities{
 		mgr:   {Subject: "m1", Role: auth.Manager, Org: "O"},

@@ -1,4 +1,4 @@
-package presence
+package duty
 
 import (
 	"fmt"
@@ -24,14 +24,14 @@ func TestRegistry(t *testing.T) {
 	check("P", "m1")
 	r.Leave("O", "m1", "mqtt:a")
 	check("O", "m1", "m2") // still on duty through faye:b
-	r.LeaveAll("faye:b")
+	r.Gone("faye:b")
 	check("O", "m2")
 	r.Leave("O", "m9", "mqtt:zz") // unknown: harmless
-	r.LeaveAll("mqtt:c")
+	r.Gone("mqtt:c")
 	check("O")
 	check("P", "m1")
-	if len(r.byOrg) != 1 || len(r.byHoldr) != 1 {
-		t.Errorf("registry keeps empty entries: %v %v", r.byOrg, r.byHoldr)
+	if len(r.byOrg) != 1 || len(r.byHolder) != 1 {
+		t.Errorf("registry keeps empty entries: %v %v", r.byOrg, r.byHolder)
 	}
 }
 
@@ -47,10 +47,10 @@ func TestConcurrent(t *testing.T) {
 				r.Join("O", fmt.Sprint("m", j%5), h)
 				_ = r.OnDuty("O")
 				if j%3 == 0 {
-					r.LeaveAll(h)
+					r.Gone(h)
 				}
 			}
-			r.LeaveAll(h)
+			r.Gone(h)
 		}(i)
 	}
 	wg.Wait()
@@ -74,8 +74,8 @@ func TestNotifyAndSnapshot(t *testing.T) {
 		t.Fatalf("snapshot %v", snap)
 	}
 	changes = nil
-	r.LeaveAll("a")
-	r.LeaveAll("b")
+	r.Gone("a")
+	r.Gone("b")
 	slices.Sort(changes)
 	if want := []string{"O", "P"}; !slices.Equal(changes, want) {
 		t.Fatalf("changes %v, want %v", changes, want)

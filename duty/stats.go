@@ -1,4 +1,4 @@
-package presence
+package duty
 
 // CountByOrg returns the number of managers on duty per organisation, for organisations that
 // have any.

@@ -1,7 +1,4 @@
-// Package presence tracks which managers are on duty. A manager is on duty while at least one of
-// its connections (an MQTT client, a Faye client) holds a subscription to its organisation's
-// `/service/*`; the doors report joins and leaves, the chat domain asks who is on duty.
-package presence
+package duty
 
 import (
 	"slices"
@@ -14,9 +11,9 @@ type member struct{ org, manager string }
 // A holder names one connection, such as "mqtt:<client id>", so that a manager connected twice
 // stays on duty until both connections leave.
 type Registry struct {
-	mu      sync.RWMutex
-	byOrg   map[string]map[string]map[string]struct{} // org → manager → holders
-	byHoldr map[string]map[member]struct{}            // holder → what it holds
+	mu       sync.RWMutex
+	byOrg    map[string]map[string]map[string]struct{} // org → manager → holders
+	byHolder map[string]map[member]struct{}            // holder → what it holds
 	// changed, when set, hears of every organisation whose managers on duty changed (cluster
 	// mode announces them to the other nodes); called outside the lock.
 	changed func(org string)
@@ -32,7 +29,7 @@ func (r *Registry) Notify(fn func(org string)) {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{byOrg: map[string]map[string]map[string]struct{}{}, byHoldr: map[string]map[member]struct{}{}}
+	return &Registry{byOrg: map[string]map[string]map[string]struct{}{}, byHolder: map[string]map[member]struct{}{}}
 }
 
 // Join puts manager of org on duty through holder. Joining twice is harmless.
@@ -59,10 +56,10 @@ func (r *Registry) join(org, manager, holder string) {
 		managers[manager] = holders
 	}
 	holders[holder] = struct{}{}
-	held := r.byHoldr[holder]
+	held := r.byHolder[holder]
 	if held == nil {
 		held = map[member]struct{}{}
-		r.byHoldr[holder] = held
+		r.byHolder[holder] = held
 	}
 	held[member{org, manager}] = struct{}{}
 }
@@ -78,11 +75,12 @@ func (r *Registry) Leave(org, manager, holder string) {
 	}
 }
 
-// LeaveAll removes everything holder held, as when its connection closes.
-func (r *Registry) LeaveAll(holder string) {
+// Gone takes holder off duty for everything it held: its connection closed, or (Faye) its
+// stream ended.
+func (r *Registry) Gone(holder string) {
 	r.mu.Lock()
 	var orgs []string
-	for m := range r.byHoldr[holder] {
+	for m := range r.byHolder[holder] {
 		if r.leave(m, holder) {
 			orgs = append(orgs, m.org)
 		}
@@ -98,10 +96,10 @@ func (r *Registry) LeaveAll(holder string) {
 
 // leave reports whether the manager went off duty (held by nobody else).
 func (r *Registry) leave(m member, holder string) bool {
-	if held := r.byHoldr[holder]; held != nil {
+	if held := r.byHolder[holder]; held != nil {
 		delete(held, m)
 		if len(held) == 0 {
-			delete(r.byHoldr, holder)
+			delete(r.byHolder, holder)
 		}
 	}
 	managers := r.byOrg[m.org]

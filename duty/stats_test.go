@@ -1,4 +1,4 @@
-package presence
+package duty
 
 import (
 	"maps"
@@ -17,7 +17,7 @@ func TestCountByOrg(t *testing.T) {
 	if got, want := r.CountByOrg(), map[string]int{"O": 2, "P": 1}; !maps.Equal(got, want) {
 		t.Fatalf("CountByOrg = %v, want %v", got, want)
 	}
-	r.LeaveAll("mqtt:d")
+	r.Gone("mqtt:d")
 	if got, want := r.CountByOrg(), map[string]int{"O": 2}; !maps.Equal(got, want) {
 		t.Fatalf("after P's manager left: %v, want %v", got, want)
 	}
