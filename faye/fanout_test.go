@@ -59,7 +59,6 @@ func testEngine(tb testing.TB, maxQueue int) *Engine {
 // for the connect reply, then one per delivery of a string).
 type socketFleet struct {
 	e      *Engine
-	rx     *reactor
 	braces atomic.Int64
 	wg     sync.WaitGroup
 	close  func()
@@ -67,17 +66,16 @@ type socketFleet struct {
 
 func newSocketFleet(tb testing.TB, n int, name string) *socketFleet {
 	e := testEngine(tb, 1<<20)
-	h := &handler{e: e, cfg: HTTPConfig{MaxFrameBytes: 1 << 20}, log: e.log}
-	rx, err := newReactor(h)
+	h := newHandler(e, HTTPConfig{MaxFrameBytes: 1 << 20})
+	rx, err := h.loop()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h.rx = rx
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := &socketFleet{e: e, rx: rx}
+	f := &socketFleet{e: e}
 	var clients []net.Conn
 	for range n {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -89,10 +87,10 @@ func newSocketFleet(tb testing.TB, n int, name string) *socketFleet {
 			tb.Fatal(err)
 		}
 		clients = append(clients, c)
-		if err := rx.add(sc, Peer{IP: "127.0.0.1"}); err != nil {
+		w, err := h.serveConn(rx, sc, Peer{IP: "127.0.0.1"})
+		if err != nil {
 			tb.Fatal(err)
 		}
-		w := rx.shards[fdOf(tb, sc)%len(rx.shards)].conns[int32(fdOf(tb, sc))]
 		s := newSession(newClientID(""), time.Now())
 		e.mu.Lock()
 		e.sessions[s.id] = s
@@ -114,7 +112,7 @@ func newSocketFleet(tb testing.TB, n int, name string) *socketFleet {
 		}()
 	}
 	f.close = func() {
-		rx.close()
+		h.closeLoop()
 		for _, c := range clients {
 			c.Close()
 		}
@@ -148,16 +146,6 @@ func readServerFrame(r *bufio.Reader) ([]byte, error) {
 	p := make([]byte, n)
 	_, err := io.ReadFull(r, p)
 	return p, err
-}
-
-func fdOf(tb testing.TB, c net.Conn) int {
-	raw, err := c.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	fd := -1
-	_ = raw.Control(func(d uintptr) { fd = int(d) })
-	return fd
 }
 
 // waitBraces waits until the clients received want '{' (one per delivery of a string payload).

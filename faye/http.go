@@ -19,6 +19,7 @@ import (
 
 	"github.com/convead/chat-server/faye/bayeux"
 	"github.com/convead/chat-server/faye/client"
+	"github.com/convead/chat-server/faye/sockloop"
 	"github.com/convead/chat-server/origin"
 )
 
@@ -45,9 +46,18 @@ type handler struct {
 	cfg HTTPConfig
 	log *slog.Logger
 
+	ctx  context.Context // of websocket message processing: ends when the server stops
+	stop context.CancelFunc
+
 	rxOnce sync.Once // the websocket event loop starts with the first websocket
-	rx     *reactor
+	rx     *sockloop.Loop
 	rxErr  error
+}
+
+func newHandler(e *Engine, cfg HTTPConfig) *handler {
+	h := &handler{e: e, cfg: cfg, log: e.log}
+	h.ctx, h.stop = context.WithCancel(context.Background())
+	return h
 }
 
 // Register mounts the Bayeux endpoint on app. It fails if the configured client bundle cannot
@@ -56,7 +66,7 @@ func (e *Engine) Register(app *fiber.App, cfg HTTPConfig) error {
 	if err := registerClientJS(app, cfg.Mount, cfg.ClientJSPath); err != nil {
 		return err
 	}
-	h := &handler{e: e, cfg: cfg, log: e.log}
+	h := newHandler(e, cfg)
 	// A websocket leaves fasthttp after its upgrade (see websocket.go): fasthttp must not
 	// close hijacked connections when the hijack handler returns. Whoever hijacks closes.
 	app.Server().KeepHijackedConns = true
