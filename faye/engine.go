@@ -105,8 +105,9 @@ type Engine struct {
 	stops  []func() // transports to stop after the sessions ended
 }
 
-// onStop registers fn to run when Run ends, after every session ended.
-func (e *Engine) onStop(fn func()) {
+// OnStop registers fn to run when Run ends, after every session ended: a transport's own
+// shutdown (its connections were answered or closed by the sessions' end).
+func (e *Engine) OnStop(fn func()) {
 	e.stopMu.Lock()
 	defer e.stopMu.Unlock()
 	e.stops = append(e.stops, fn)
@@ -195,7 +196,7 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 	}
 	var msg []byte
 	var encodeErr error
-	var few [inlineFanOut]*consumer // the consumers to write to inline, while the fan-out is small
+	var few [inlineFanOut]*Consumer // the consumers to write to inline, while the fan-out is small
 	nfew, wide := 0, false
 	conv := ""
 	if ch := channel.Classify(name); ch.Kind == channel.Conversation || ch.Kind == channel.ConversationSub {
@@ -332,11 +333,11 @@ func (s *session) org(anonymousOrg string) string {
 	return anonymousOrg
 }
 
-// Connect is a /meta/connect waiting for its answer: the transport decides how long to hold
-// it (Hold) and then sends Reply followed by the session's queued messages.
+// Connect is a /meta/connect waiting for its answer: a websocket holds Reply up to Wait and
+// streams the session's messages (Stream); polling transports are held by Answer.
 type Connect struct {
 	Reply   bayeux.Reply
-	Session *session
+	session *session
 	// Wait is how long the reply may be held: 0 when the client asked for an immediate
 	// answer or something is already queued.
 	Wait time.Duration
@@ -497,7 +498,7 @@ func (e *Engine) connect(m bayeux.Message, transport string) (bayeux.Reply, *Con
 		r.Advice = &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &zero}
 		return r, nil
 	}
-	return r, &Connect{Reply: r, Session: s, Wait: wait}
+	return r, &Connect{Reply: r, session: s, Wait: wait}
 }
 
 // rejoinDuty puts a manager back on duty when its session reconnects after a streaming
@@ -735,16 +736,16 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 	return r
 }
 
-// Hold waits until c may be answered: something is queued for its session, its wait ran
+// hold waits until c may be answered: something is queued for its session, its wait ran
 // out, another connect replaced it, the session ended, or ctx ended. It returns the
 // deliveries to send after the connect reply.
-func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
-	cons := c.Session.attach(false, nil)
+func (e *Engine) hold(ctx context.Context, c *Connect) [][]byte {
+	cons := c.session.attach(false, nil)
 	if cons == nil {
 		return nil
 	}
-	defer c.Session.detach(cons)
-	if c.Wait > 0 && !c.Session.pending() {
+	defer c.session.detach(cons)
+	if c.Wait > 0 && !c.session.pending() {
 		timer := time.NewTimer(c.Wait)
 		defer timer.Stop()
 		select {
@@ -754,11 +755,11 @@ func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
 		case <-ctx.Done():
 		}
 	}
-	c.Session.touch(e.now())
+	c.session.touch(e.now())
 	if e.closing.Load() {
 		c.Reply.Advice = e.shutdownAdvice()
 	}
-	return c.Session.take()
+	return c.session.take()
 }
 
 // shutdownAdvice tells a client whose session ends with the server to reconnect after a
@@ -770,10 +771,10 @@ func (e *Engine) shutdownAdvice() *bayeux.Advice {
 	return &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &timeout}
 }
 
-// Stream attaches a websocket (sk) or EventSource (sk nil) to a session: deliveries are pushed
+// stream attaches a websocket (sk) or EventSource (sk nil) to a session: deliveries are pushed
 // as they come. The caller drains after each wake, and calls the returned release when the
 // stream ends, which takes a manager off duty at once.
-func (e *Engine) Stream(s *session, sk sink) (c *consumer, release func()) {
+func (e *Engine) stream(s *session, sk Sink) (c *Consumer, release func()) {
 	c = s.attach(true, sk)
 	if c == nil {
 		return nil, func() {}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package faye
+package transport
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/convead/chat-server/faye"
 	"github.com/convead/chat-server/faye/wsframe"
 )
 
@@ -28,7 +29,7 @@ type wsServer struct {
 
 func newWSServer(tb testing.TB, maxFrame int) *wsServer {
 	e := testEngine(tb, 1<<20)
-	h := newHandler(e, HTTPConfig{MaxFrameBytes: maxFrame})
+	h := newHandler(e, Config{MaxFrameBytes: maxFrame})
 	if _, err := h.loop(); err != nil {
 		tb.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func (s *wsServer) dial(tb testing.TB) *rawClient {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := s.h.serveConn(s.h.rx, sc, Peer{IP: "127.0.0.1"})
+	w, err := s.h.serveConn(s.h.rx, sc, faye.Peer{IP: "127.0.0.1"})
 	if err != nil {
 		tb.Fatal(err)
 	}

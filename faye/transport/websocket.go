@@ -1,4 +1,4 @@
-package faye
+package transport
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/convead/chat-server/faye"
 	"github.com/convead/chat-server/faye/bayeux"
 	"github.com/convead/chat-server/faye/sockloop"
 	"github.com/convead/chat-server/faye/wsframe"
@@ -57,7 +58,7 @@ type scratch struct {
 type wsConn struct {
 	c    *sockloop.Conn
 	h    *handler
-	peer Peer
+	peer faye.Peer
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read
 	inProcess atomic.Bool  // a batch is processed: its replies take the deliveries it caused
@@ -80,8 +81,7 @@ type wsConn struct {
 	stalledAt  int64  // since when out is not empty
 	processing bool   // a batch is being processed: a session end waits for its replies
 	endAfter   bool   // the session ended during the batch: close after its replies
-	sess       *session
-	cons       *consumer
+	cons       *faye.Consumer
 	release    func()
 	toRelease  func() // called by unlock, outside mu
 	held       []byte // the held connect's reply, encoded: it keeps nothing of the request alive
@@ -121,7 +121,7 @@ func (h *handler) upgrade(c *fiber.Ctx) error {
 		h.log.Error("faye: websocket event loop", "err", err.Error())
 		return c.Status(fiber.StatusServiceUnavailable).SendString("websocket unavailable")
 	}
-	peer := Peer{IP: strings.Clone(c.IP()), Origin: strings.Clone(c.Get(fiber.HeaderOrigin)), Host: string(c.Request().Host())}
+	peer := faye.Peer{IP: strings.Clone(c.IP()), Origin: strings.Clone(c.Get(fiber.HeaderOrigin)), Host: string(c.Request().Host())}
 	response := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 		wsframe.AcceptKey(key) + "\r\n\r\n")
 	ctx := c.Context()
@@ -147,10 +147,10 @@ func (h *handler) upgrade(c *fiber.Ctx) error {
 // timers is fine enough for pings and held connects, and cheap for 10k sockets.
 func (h *handler) loop() (*sockloop.Loop, error) {
 	h.rxOnce.Do(func() {
-		tick := min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond)
+		tick := min(max(min(h.ecfg.Ping, h.ecfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond)
 		h.rx, h.rxErr = sockloop.New(sockloop.Config{Tick: tick, WriteTimeout: writeTimeout, Log: h.log})
 		if h.rxErr == nil {
-			h.e.onStop(h.closeLoop)
+			h.e.OnStop(h.closeLoop)
 		}
 	})
 	return h.rx, h.rxErr
@@ -164,7 +164,7 @@ func (h *handler) closeLoop() {
 }
 
 // serveConn serves an upgraded connection on the loop.
-func (h *handler) serveConn(rx *sockloop.Loop, nc net.Conn, peer Peer) (*wsConn, error) {
+func (h *handler) serveConn(rx *sockloop.Loop, nc net.Conn, peer faye.Peer) (*wsConn, error) {
 	var w *wsConn
 	err := rx.Add(nc, func(c *sockloop.Conn) sockloop.Handler {
 		w = &wsConn{c: c, h: h, peer: peer, asm: wsframe.Assembler{Max: h.cfg.MaxFrameBytes}}
@@ -176,7 +176,7 @@ func (h *handler) serveConn(rx *sockloop.Loop, nc net.Conn, peer Peer) (*wsConn,
 
 // idle is how long a socket may stay silent: a live client sends a connect at least every
 // Timeout and answers pings.
-func (w *wsConn) idle() int64 { return int64(w.h.e.cfg.Timeout + 3*w.h.e.cfg.Ping) }
+func (w *wsConn) idle() int64 { return int64(w.h.ecfg.Timeout + 3*w.h.ecfg.Ping) }
 
 // maxOut bounds the bytes waiting for a socket (a frame of replies or of a full queue).
 func (w *wsConn) maxOut() int { return 4 * max(w.h.cfg.MaxFrameBytes, 64<<10) }
@@ -331,7 +331,7 @@ func (w *wsConn) process() {
 
 // handle processes one batch and sends its replies (unless the socket closed meanwhile).
 func (w *wsConn) handle(ctx context.Context, data []byte) {
-	msgs, err := bayeux.DecodeBatch(data, w.h.e.cfg.MaxBatch)
+	msgs, err := bayeux.DecodeBatch(data, w.h.ecfg.MaxBatch)
 	if errors.Is(err, bayeux.ErrTooMany) {
 		w.closeWith(wsframe.ClosePolicyViolation, "too many messages in one batch")
 		return
@@ -368,12 +368,12 @@ func (w *wsConn) handle(ctx context.Context, data []byte) {
 
 // bind attaches the connect's session to this socket (pushing its deliveries from now on) and
 // holds the connect reply for its wait.
-func (w *wsConn) bind(c *Connect) {
+func (w *wsConn) bind(c *faye.Connect) {
 	w.mu.Lock()
-	rebind := !w.closed && (w.sess != c.Session || w.cons == nil || !c.Session.current(w.cons))
+	rebind := !w.closed && (w.cons == nil || !w.cons.Serves(c))
 	var old func()
 	if rebind {
-		old, w.release, w.sess, w.cons = w.release, nil, nil, nil
+		old, w.release, w.cons = w.release, nil, nil
 	}
 	w.unlock()
 	if rebind {
@@ -381,15 +381,15 @@ func (w *wsConn) bind(c *Connect) {
 		if old != nil {
 			old()
 		}
-		cons, release := w.h.e.Stream(c.Session, w)
+		cons, release := w.h.e.Stream(c, w)
 		w.mu.Lock()
 		if w.closed || cons == nil {
 			w.toRelease = release
 			w.unlock()
 			return
 		}
-		w.sess, w.cons, w.release = c.Session, cons, release
-		w.pingAt = time.Now().Add(w.h.e.cfg.Ping).UnixNano()
+		w.cons, w.release = cons, release
+		w.pingAt = time.Now().Add(w.h.ecfg.Ping).UnixNano()
 		w.unlock()
 		w.c.Wake() // what was queued before the bind
 	}
@@ -409,11 +409,11 @@ func (w *wsConn) bind(c *Connect) {
 	w.held, w.heldAt = bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil), time.Now().Add(c.Wait).UnixNano()
 }
 
-// queued is the session telling that deliveries wait: the loop's writer takes them, or with
+// Queued is the session telling that deliveries wait: the loop's writer takes them, or with
 // inline this goroutine writes now, or the batch this client's goroutine is processing takes
 // them with its replies (so a delivery waits at most for that batch: one write instead of two
 // when a client publishes to a channel it is subscribed to).
-func (w *wsConn) queued(inline bool) {
+func (w *wsConn) Queued(inline bool) {
 	switch {
 	case w.inProcess.Load():
 	case inline:
@@ -423,10 +423,10 @@ func (w *wsConn) queued(inline bool) {
 	}
 }
 
-// ended is the session letting go of this socket: replaced by another consumer, or ended
+// Ended is the session letting go of this socket: replaced by another consumer, or ended
 // (disconnected, expired, cut for overflow, or the server stops) — then the socket is closed
 // too, as Faye does, with a normal closure.
-func (w *wsConn) ended(c *consumer, closed bool) {
+func (w *wsConn) Ended(c *faye.Consumer, closed bool) {
 	w.mu.Lock()
 	defer w.unlock()
 	if w.cons != c {
@@ -461,7 +461,7 @@ func (w *wsConn) appendQueuedLocked(sc *scratch) {
 	if w.cons == nil {
 		return
 	}
-	sc.msgs = w.sess.takeFor(w.cons, sc.msgs[:0])
+	sc.msgs = w.cons.Take(sc.msgs[:0])
 	if len(sc.msgs) > 0 {
 		sc.buf = appendDeliveries(sc.buf, sc.msgs)
 		clear(sc.msgs)
@@ -565,7 +565,7 @@ func (w *wsConn) Tick(now int64) {
 		}
 		if w.cons != nil && now >= w.pingAt {
 			w.sendFrameLocked(wsframe.OpPing, nil)
-			w.pingAt = now + int64(w.h.e.cfg.Ping)
+			w.pingAt = now + int64(w.h.ecfg.Ping)
 		}
 		w.writeOutLocked() // in case a writable edge was missed
 	}
@@ -594,7 +594,7 @@ func (w *wsConn) closeLocked(code int, reason string) {
 		return
 	}
 	w.closed = true
-	w.held, w.cons, w.sess = nil, nil, nil
+	w.held, w.cons = nil, nil
 	w.toRelease, w.release = w.release, nil
 	if code == 0 {
 		w.out = nil
