@@ -1,7 +1,10 @@
-// Package faye is the Faye door: a Bayeux server compatible with the official Faye 1.4
-// clients, over websocket, long-polling, cross-origin long-polling, callback-polling (JSONP)
-// and EventSource. Every Bayeux subscription and publish goes through the embedded broker, so
-// Faye, MQTT and REST clients see each other's traffic.
+// Package faye is the Faye door's engine: a Bayeux server compatible with the official Faye
+// 1.4 clients (sessions, subscriptions, the channel index, delivery, cluster forwarding). Every
+// Bayeux subscription and publish goes through the embedded broker, so Faye, MQTT and REST
+// clients see each other's traffic. The engine knows no transport: package faye/transport
+// carries it over websocket, long-polling, cross-origin long-polling, callback-polling (JSONP)
+// and EventSource through the seam in transports.go. It must not import faye/transport,
+// faye/sockloop nor any HTTP server package.
 package faye
 
 import (
@@ -345,7 +348,9 @@ type Connect struct {
 
 // Process handles one batch from a transport. It returns the replies to send now and, when the
 // batch holds a valid /meta/connect, the connect to answer once held. Replies to connects come
-// last, as Faye sends them.
+// last, as Faye sends them. A streaming transport (websocket) calls it for each batch in the
+// order the client sent them, sends the replies, and answers a returned connect itself
+// (Stream); polling transports use Answer, which calls it.
 func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport string, peer Peer) ([]bayeux.Reply, *Connect) {
 	replies := make([]bayeux.Reply, 0, len(msgs))
 	var connect *Connect

@@ -48,18 +48,15 @@ type handler struct {
 	cfg  Config
 	log  *slog.Logger
 
-	ctx  context.Context // of websocket message processing: ends when the server stops
-	stop context.CancelFunc
-
 	rxOnce sync.Once // the websocket event loop starts with the first websocket
 	rx     *sockloop.Loop
 	rxErr  error
+	ctx    context.Context // of websocket message processing: ends when the loop closes
+	stop   context.CancelFunc
 }
 
 func newHandler(e *faye.Engine, cfg Config) *handler {
-	h := &handler{e: e, ecfg: e.Config(), cfg: cfg, log: e.Logger()}
-	h.ctx, h.stop = context.WithCancel(context.Background())
-	return h
+	return &handler{e: e, ecfg: e.Config(), cfg: cfg, log: e.Logger()}
 }
 
 // Register mounts the Bayeux endpoint of e on app, and sets what the transports need of app's

@@ -150,6 +150,7 @@ func (h *handler) loop() (*sockloop.Loop, error) {
 		tick := min(max(min(h.ecfg.Ping, h.ecfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond)
 		h.rx, h.rxErr = sockloop.New(sockloop.Config{Tick: tick, WriteTimeout: writeTimeout, Log: h.log})
 		if h.rxErr == nil {
+			h.ctx, h.stop = context.WithCancel(context.Background())
 			h.e.OnStop(h.closeLoop)
 		}
 	})
