@@ -109,10 +109,5 @@ func (e *Engine) ServeForwarded(ctx context.Context, req []byte) []byte {
 	if f.Transport == bayeux.CallbackPolling {
 		transport = bayeux.CallbackPolling
 	}
-	replies, connect := e.Process(ctx, msgs, transport, f.Peer)
-	if connect == nil {
-		return bayeux.EncodeBatch(replies, nil)
-	}
-	deliveries := e.Hold(ctx, connect)
-	return bayeux.EncodeBatch(append(replies, connect.Reply), deliveries)
+	return e.answer(ctx, msgs, transport, f.Peer)
 }

@@ -51,7 +51,7 @@ func TestDutyReports(t *testing.T) {
 	onDuty()
 	run(`[{"channel":"/meta/subscribe","clientId":"` + id + `","subscription":"/service/*",EXT}]`)
 	onDuty("m1")
-	_, release := e.Stream(e.session(id), nil)
+	_, release := e.stream(e.session(id), nil)
 	release()
 	onDuty()
 	run(`[{"channel":"/meta/connect","clientId":"` + id + `","connectionType":"long-polling","advice":{"timeout":0},EXT}]`)

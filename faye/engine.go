@@ -1,7 +1,10 @@
-// Package faye is the Faye door: a Bayeux server compatible with the official Faye 1.4
-// clients, over websocket, long-polling, cross-origin long-polling, callback-polling (JSONP)
-// and EventSource. Every Bayeux subscription and publish goes through the embedded broker, so
-// Faye, MQTT and REST clients see each other's traffic.
+// Package faye is the Faye door's engine: a Bayeux server compatible with the official Faye
+// 1.4 clients (sessions, subscriptions, the channel index, delivery, cluster forwarding). Every
+// Bayeux subscription and publish goes through the embedded broker, so Faye, MQTT and REST
+// clients see each other's traffic. The engine knows no transport: package faye/transport
+// carries it over websocket, long-polling, cross-origin long-polling, callback-polling (JSONP)
+// and EventSource through the seam in transports.go. It must not import faye/transport,
+// faye/sockloop nor any HTTP server package.
 package faye
 
 import (
@@ -105,8 +108,9 @@ type Engine struct {
 	stops  []func() // transports to stop after the sessions ended
 }
 
-// onStop registers fn to run when Run ends, after every session ended.
-func (e *Engine) onStop(fn func()) {
+// OnStop registers fn to run when Run ends, after every session ended: a transport's own
+// shutdown (its connections were answered or closed by the sessions' end).
+func (e *Engine) OnStop(fn func()) {
 	e.stopMu.Lock()
 	defer e.stopMu.Unlock()
 	e.stops = append(e.stops, fn)
@@ -195,7 +199,7 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 	}
 	var msg []byte
 	var encodeErr error
-	var few [inlineFanOut]*consumer // the consumers to write to inline, while the fan-out is small
+	var few [inlineFanOut]*Consumer // the consumers to write to inline, while the fan-out is small
 	nfew, wide := 0, false
 	conv := ""
 	if ch := channel.Classify(name); ch.Kind == channel.Conversation || ch.Kind == channel.ConversationSub {
@@ -332,11 +336,11 @@ func (s *session) org(anonymousOrg string) string {
 	return anonymousOrg
 }
 
-// Connect is a /meta/connect waiting for its answer: the transport decides how long to hold
-// it (Hold) and then sends Reply followed by the session's queued messages.
+// Connect is a /meta/connect waiting for its answer: a websocket holds Reply up to Wait and
+// streams the session's messages (Stream); polling transports are held by Answer.
 type Connect struct {
 	Reply   bayeux.Reply
-	Session *session
+	session *session
 	// Wait is how long the reply may be held: 0 when the client asked for an immediate
 	// answer or something is already queued.
 	Wait time.Duration
@@ -344,7 +348,9 @@ type Connect struct {
 
 // Process handles one batch from a transport. It returns the replies to send now and, when the
 // batch holds a valid /meta/connect, the connect to answer once held. Replies to connects come
-// last, as Faye sends them.
+// last, as Faye sends them. A streaming transport (websocket) calls it for each batch in the
+// order the client sent them, sends the replies, and answers a returned connect itself
+// (Stream); polling transports use Answer, which calls it.
 func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport string, peer Peer) ([]bayeux.Reply, *Connect) {
 	replies := make([]bayeux.Reply, 0, len(msgs))
 	var connect *Connect
@@ -497,7 +503,7 @@ func (e *Engine) connect(m bayeux.Message, transport string) (bayeux.Reply, *Con
 		r.Advice = &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &zero}
 		return r, nil
 	}
-	return r, &Connect{Reply: r, Session: s, Wait: wait}
+	return r, &Connect{Reply: r, session: s, Wait: wait}
 }
 
 // rejoinDuty reports the subscriptions of a session again when it reconnects: a streaming
@@ -735,16 +741,16 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 	return r
 }
 
-// Hold waits until c may be answered: something is queued for its session, its wait ran
+// hold waits until c may be answered: something is queued for its session, its wait ran
 // out, another connect replaced it, the session ended, or ctx ended. It returns the
 // deliveries to send after the connect reply.
-func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
-	cons := c.Session.attach(false, nil)
+func (e *Engine) hold(ctx context.Context, c *Connect) [][]byte {
+	cons := c.session.attach(false, nil)
 	if cons == nil {
 		return nil
 	}
-	defer c.Session.detach(cons)
-	if c.Wait > 0 && !c.Session.pending() {
+	defer c.session.detach(cons)
+	if c.Wait > 0 && !c.session.pending() {
 		timer := time.NewTimer(c.Wait)
 		defer timer.Stop()
 		select {
@@ -754,11 +760,11 @@ func (e *Engine) Hold(ctx context.Context, c *Connect) [][]byte {
 		case <-ctx.Done():
 		}
 	}
-	c.Session.touch(e.now())
+	c.session.touch(e.now())
 	if e.closing.Load() {
 		c.Reply.Advice = e.shutdownAdvice()
 	}
-	return c.Session.take()
+	return c.session.take()
 }
 
 // shutdownAdvice tells a client whose session ends with the server to reconnect after a
@@ -770,10 +776,10 @@ func (e *Engine) shutdownAdvice() *bayeux.Advice {
 	return &bayeux.Advice{Reconnect: "retry", Interval: &interval, Timeout: &timeout}
 }
 
-// Stream attaches a websocket (sk) or EventSource (sk nil) to a session: deliveries are pushed
+// stream attaches a websocket (sk) or EventSource (sk nil) to a session: deliveries are pushed
 // as they come. The caller drains after each wake, and calls the returned release when the
 // stream ends, which takes a manager off duty at once.
-func (e *Engine) Stream(s *session, sk sink) (c *consumer, release func()) {
+func (e *Engine) stream(s *session, sk Sink) (c *Consumer, release func()) {
 	c = s.attach(true, sk)
 	if c == nil {
 		return nil, func() {}

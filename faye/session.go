@@ -8,32 +8,35 @@ import (
 	"github.com/convead/chat-server/auth"
 )
 
-// consumer is whatever currently takes a session's messages: one held long-poll, a bound
+// Consumer is whatever currently takes a session's messages: one held long-poll, a bound
 // websocket or an EventSource stream. A session has at most one; a new one replaces it.
-type consumer struct {
+type Consumer struct {
+	s *session
 	// Long-poll and EventSource wait on channels.
 	wake chan struct{} // a message was queued (capacity 1: a pending wake is enough)
 	done chan struct{} // closed when replaced or when the session ends
 	// A websocket is called instead: no channel to wait on, so no goroutine per socket.
-	sink sink
+	sink Sink
 	// streaming is true for websocket and EventSource: their end takes a manager off duty,
 	// while a long-poll ending between two polls does not.
 	streaming bool
 }
 
-// sink is a consumer that is told rather than woken (a websocket served by the event loop).
-type sink interface {
-	// queued says messages wait (take them with takeFor). It is called on the publisher's
-	// goroutine: it schedules the write, or with inline does it if the socket takes it now.
-	queued(inline bool)
-	// ended says c no longer consumes: another consumer replaced it (closed false) or the
+// Sink is a consumer that is told rather than woken (a websocket served by an event loop,
+// which keeps no goroutine waiting on channels).
+type Sink interface {
+	// Queued says messages wait (take them with Consumer.Take). It is called on the
+	// publisher's goroutine and must not block: it schedules the write, or with inline does it
+	// if the socket takes it now.
+	Queued(inline bool)
+	// Ended says c no longer consumes: another consumer replaced it (closed false) or the
 	// session ended (closed true). Never called under the session's lock.
-	ended(c *consumer, closed bool)
+	Ended(c *Consumer, closed bool)
 }
 
-func (c *consumer) signal(inline bool) {
+func (c *Consumer) signal(inline bool) {
 	if c.sink != nil {
-		c.sink.queued(inline)
+		c.sink.Queued(inline)
 		return
 	}
 	select {
@@ -42,9 +45,9 @@ func (c *consumer) signal(inline bool) {
 	}
 }
 
-func (c *consumer) end(closed bool) {
+func (c *Consumer) end(closed bool) {
 	if c.sink != nil {
-		c.sink.ended(c, closed)
+		c.sink.Ended(c, closed)
 		return
 	}
 	close(c.done)
@@ -62,7 +65,7 @@ type session struct {
 	subs        map[string]bool // channel names and patterns
 	queue       [][]byte        // encoded deliveries
 	dropped     uint64
-	consumer    *consumer
+	consumer    *Consumer
 	closed      bool
 	overflowed  bool
 	transport   string // connection type of the last /meta/connect
@@ -90,7 +93,7 @@ func (s *session) touch(now time.Time) { s.lastSeen.Store(now.UnixNano()) }
 // deliver queues an encoded message and returns the consumer to signal (nil: none). It never
 // blocks: it runs inside the broker's publish. Beyond max queued messages it drops and reports
 // dropped.
-func (s *session) deliver(msg []byte, max int) (c *consumer, dropped bool) {
+func (s *session) deliver(msg []byte, max int) (c *Consumer, dropped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -115,7 +118,7 @@ func (s *session) take() [][]byte {
 
 // takeFor appends everything queued to dst and empties the queue, if c is still the
 // consumer. The queue keeps its array, so a steady stream allocates nothing per delivery.
-func (s *session) takeFor(c *consumer, dst [][]byte) [][]byte {
+func (s *session) takeFor(c *Consumer, dst [][]byte) [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.consumer != c {
@@ -139,8 +142,8 @@ func (s *session) pending() bool {
 
 // attach makes a new consumer current (sk nil: one woken through channels), ending the
 // previous one. It returns nil when the session has ended.
-func (s *session) attach(streaming bool, sk sink) *consumer {
-	c := &consumer{streaming: streaming, sink: sk}
+func (s *session) attach(streaming bool, sk Sink) *Consumer {
+	c := &Consumer{s: s, streaming: streaming, sink: sk}
 	if sk == nil {
 		c.wake, c.done = make(chan struct{}, 1), make(chan struct{})
 	}
@@ -164,7 +167,7 @@ func (s *session) attach(streaming bool, sk sink) *consumer {
 
 // detach forgets c if it is still current; it reports whether it was. A sink detaches itself,
 // so it is not told.
-func (s *session) detach(c *consumer) bool {
+func (s *session) detach(c *Consumer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.consumer != c {
@@ -178,7 +181,7 @@ func (s *session) detach(c *consumer) bool {
 }
 
 // current reports whether c is the session's consumer.
-func (s *session) current(c *consumer) bool {
+func (s *session) current(c *Consumer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.consumer == c

@@ -24,6 +24,7 @@ import (
 	"github.com/convead/chat-server/config"
 	"github.com/convead/chat-server/duty"
 	"github.com/convead/chat-server/faye"
+	"github.com/convead/chat-server/faye/transport"
 	"github.com/convead/chat-server/metrics"
 	"github.com/convead/chat-server/mqttws"
 	"github.com/convead/chat-server/origin"
@@ -161,7 +162,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		ProxyHeader:             proxyHeader(cfg),
 		ErrorHandler:            api.ErrorHandler(log.With("component", "api")),
 	})
-	app.Server().HeaderReceived = faye.RequestConfig
 	if mx != nil {
 		app.Use(mx.Middleware) // first: it times and sees the status of everything after it
 	}
@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = st.Close(ctx)
 		return nil, err
 	}
-	err = engine.Register(app, faye.HTTPConfig{Mount: cfg.Faye.Mount, Origins: origins, ClientJSPath: cfg.Faye.ClientJSPath, MaxFrameBytes: cfg.Limits.WSFrameBytes})
+	err = transport.Register(app, engine, transport.Config{Mount: cfg.Faye.Mount, Origins: origins, ClientJSPath: cfg.Faye.ClientJSPath, MaxFrameBytes: cfg.Limits.WSFrameBytes})
 	if err != nil {
 		_ = st.Close(ctx)
 		return nil, err

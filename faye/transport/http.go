@@ -1,4 +1,4 @@
-package faye
+package transport
 
 import (
 	"bufio"
@@ -17,13 +17,15 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/convead/chat-server/faye"
 	"github.com/convead/chat-server/faye/bayeux"
 	"github.com/convead/chat-server/faye/client"
+	"github.com/convead/chat-server/faye/sockloop"
 	"github.com/convead/chat-server/origin"
 )
 
-// HTTPConfig configures how the engine is served.
-type HTTPConfig struct {
+// Config configures how the engine is served.
+type Config struct {
 	// Mount is the path of the Bayeux endpoint, e.g. "/faye"; every path under it works too.
 	Mount string
 	// Origins governs cross-origin requests and websocket upgrades (before the organisation is
@@ -36,27 +38,36 @@ type HTTPConfig struct {
 	MaxFrameBytes int
 }
 
-// StreamTimeout bounds an EventSource stream; the client reopens it after.
-const StreamTimeout = 24 * time.Hour
+// streamTimeout bounds an EventSource stream; the client reopens it after.
+const streamTimeout = 24 * time.Hour
 
 // handler serves the engine over HTTP.
 type handler struct {
-	e   *Engine
-	cfg HTTPConfig
-	log *slog.Logger
+	e    *faye.Engine
+	ecfg faye.Config // the engine's timings and limits
+	cfg  Config
+	log  *slog.Logger
 
 	rxOnce sync.Once // the websocket event loop starts with the first websocket
-	rx     *reactor
+	rx     *sockloop.Loop
 	rxErr  error
+	ctx    context.Context // of websocket message processing: ends when the loop closes
+	stop   context.CancelFunc
 }
 
-// Register mounts the Bayeux endpoint on app. It fails if the configured client bundle cannot
-// be read.
-func (e *Engine) Register(app *fiber.App, cfg HTTPConfig) error {
+func newHandler(e *faye.Engine, cfg Config) *handler {
+	return &handler{e: e, ecfg: e.Config(), cfg: cfg, log: e.Logger()}
+}
+
+// Register mounts the Bayeux endpoint of e on app, and sets what the transports need of app's
+// HTTP server: the write timeout of EventSource streams, and hijacked websockets left open. It
+// fails if the configured client bundle cannot be read.
+func Register(app *fiber.App, e *faye.Engine, cfg Config) error {
 	if err := registerClientJS(app, cfg.Mount, cfg.ClientJSPath); err != nil {
 		return err
 	}
-	h := &handler{e: e, cfg: cfg, log: e.log}
+	h := newHandler(e, cfg)
+	app.Server().HeaderReceived = requestConfig
 	// A websocket leaves fasthttp after its upgrade (see websocket.go): fasthttp must not
 	// close hijacked connections when the hijack handler returns. Whoever hijacks closes.
 	app.Server().KeepHijackedConns = true
@@ -65,12 +76,12 @@ func (e *Engine) Register(app *fiber.App, cfg HTTPConfig) error {
 	return nil
 }
 
-// RequestConfig gives EventSource requests a write timeout long enough for a stream (fasthttp
-// applies the server's write timeout to streamed bodies too). Install it as the fasthttp
-// server's HeaderReceived.
-func RequestConfig(header *fasthttp.RequestHeader) fasthttp.RequestConfig {
+// requestConfig gives EventSource requests a write timeout long enough for a stream (fasthttp
+// applies the server's write timeout to streamed bodies too): the fasthttp server's
+// HeaderReceived.
+func requestConfig(header *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if bytes.Contains(header.Peek(fiber.HeaderAccept), []byte("text/event-stream")) {
-		return fasthttp.RequestConfig{WriteTimeout: StreamTimeout}
+		return fasthttp.RequestConfig{WriteTimeout: streamTimeout}
 	}
 	return fasthttp.RequestConfig{}
 }
@@ -159,11 +170,11 @@ func (h *handler) servePost(c *fiber.Ctx) error {
 		}
 		body = []byte(form.Get("message"))
 	}
-	msgs, err := bayeux.DecodeBatch(body, h.e.cfg.MaxBatch)
+	msgs, err := bayeux.DecodeBatch(body, h.ecfg.MaxBatch)
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	out := h.process(c.Context(), body, msgs, bayeux.LongPolling, peerOf(c))
+	out := h.e.Answer(c.Context(), body, msgs, bayeux.LongPolling, peerOf(c))
 	setJSONHeaders(c)
 	return c.Send(out)
 }
@@ -191,11 +202,11 @@ func (h *handler) serveJSONP(c *fiber.Ctx) error {
 		return badRequest(c)
 	}
 	raw := args.Peek("message")
-	msgs, err := bayeux.DecodeBatch(raw, h.e.cfg.MaxBatch)
+	msgs, err := bayeux.DecodeBatch(raw, h.ecfg.MaxBatch)
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	out := h.process(c.Context(), raw, msgs, bayeux.CallbackPolling, peerOf(c))
+	out := h.e.Answer(c.Context(), raw, msgs, bayeux.CallbackPolling, peerOf(c))
 	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
@@ -210,21 +221,9 @@ func setJSONHeaders(c *fiber.Ctx) {
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 }
 
-// process runs a batch and, for a connect, holds the request until there is something to say.
-func peerOf(c *fiber.Ctx) Peer {
-	return Peer{IP: c.IP(), Origin: c.Get(fiber.HeaderOrigin), Host: string(c.Request().Host())}
-}
-
-func (h *handler) process(ctx context.Context, raw []byte, msgs []bayeux.Message, transport string, peer Peer) []byte {
-	if out, ok := h.e.forward(ctx, raw, msgs, transport, peer); ok {
-		return out
-	}
-	replies, connect := h.e.Process(ctx, msgs, transport, peer)
-	if connect == nil {
-		return bayeux.EncodeBatch(replies, nil)
-	}
-	deliveries := h.e.Hold(ctx, connect)
-	return bayeux.EncodeBatch(append(replies, connect.Reply), deliveries)
+// peerOf is what a request tells of its client.
+func peerOf(c *fiber.Ctx) faye.Peer {
+	return faye.Peer{IP: c.IP(), Origin: c.Get(fiber.HeaderOrigin), Host: string(c.Request().Host())}
 }
 
 // serveEventSource streams a session's deliveries: GET <mount>/<clientId> with
@@ -233,17 +232,13 @@ func (h *handler) process(ctx context.Context, raw []byte, msgs []bayeux.Message
 func (h *handler) serveEventSource(c *fiber.Ctx) error {
 	id := strings.TrimPrefix(strings.TrimPrefix(c.Path(), h.cfg.Mount), "/")
 	token, _ := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-	s := h.e.owned(id, token)
-	if s == nil {
-		return badRequest(c)
-	}
-	cons, release := h.e.Stream(s, nil)
+	cons, release := h.e.StreamClient(id, token)
 	if cons == nil {
 		return badRequest(c)
 	}
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache, no-store")
-	ping := h.e.cfg.Ping
+	ping := h.ecfg.Ping
 	conn := c.Context().Conn()
 	// The stream writer runs after the handler returns: it must not touch c.
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -254,7 +249,7 @@ func (h *handler) serveEventSource(c *fiber.Ctx) error {
 		// end of the body.
 		stall := func() { _ = conn.SetWriteDeadline(time.Now().Add(writeTimeout)) }
 		defer stall()
-		end := time.NewTimer(StreamTimeout)
+		end := time.NewTimer(streamTimeout)
 		defer end.Stop()
 		tick := time.NewTicker(ping)
 		defer tick.Stop()
@@ -266,9 +261,9 @@ func (h *handler) serveEventSource(c *fiber.Ctx) error {
 			select {
 			case <-end.C:
 				return
-			case <-cons.wake:
+			case <-cons.Wake():
 				stall()
-				for _, msg := range s.take() {
+				for _, msg := range cons.TakeAll() {
 					w.WriteString("data: [")
 					w.Write(msg)
 					w.WriteString("]\r\n\r\n")
@@ -276,7 +271,7 @@ func (h *handler) serveEventSource(c *fiber.Ctx) error {
 			case <-tick.C:
 				stall()
 				w.WriteString(":\r\n\r\n")
-			case <-cons.done:
+			case <-cons.Done():
 				stall()
 				_ = w.Flush()
 				return

@@ -1,6 +1,6 @@
 //go:build linux
 
-package faye
+package sockloop
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package faye
+package transport
 
 import (
 	"io"

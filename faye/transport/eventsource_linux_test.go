@@ -1,6 +1,6 @@
 //go:build linux
 
-package faye
+package transport
 
 import (
 	"bufio"
@@ -19,15 +19,14 @@ import (
 )
 
 // TestEventSourceStalledReaderIsCut: an EventSource client that never reads while deliveries
-// are published is cut after writeTimeout, as a websocket is, not kept for StreamTimeout.
+// are published is cut after writeTimeout, as a websocket is, not kept for streamTimeout.
 func TestEventSourceStalledReaderIsCut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the write timeout")
 	}
 	e := testEngine(t, 1<<20)
 	app := fiber.New(fiber.Config{WriteTimeout: time.Second, DisableStartupMessage: true})
-	app.Server().HeaderReceived = RequestConfig
-	if err := e.Register(app, HTTPConfig{Mount: "/faye", Origins: origin.NewRegistry(origin.NewPolicy(nil)), MaxFrameBytes: 1 << 20}); err != nil {
+	if err := Register(app, e, Config{Mount: "/faye", Origins: origin.NewRegistry(origin.NewPolicy(nil)), MaxFrameBytes: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -37,12 +36,7 @@ func TestEventSourceStalledReaderIsCut(t *testing.T) {
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.Shutdown() })
 
-	s := newSession(newClientID(""), time.Now())
-	e.mu.Lock()
-	e.sessions[s.id] = s
-	e.mu.Unlock()
-	s.subs["/es"] = true
-	e.idx.add("shop", "/es", s)
+	id := subscribed(t, e, "/es")
 
 	// A small receive buffer, so that the server's writes stall soon.
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
@@ -53,7 +47,7 @@ func TestEventSourceStalledReaderIsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "GET /faye/%s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n", s.id)
+	fmt.Fprintf(c, "GET /faye/%s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer t\r\n\r\n", id)
 	r := bufio.NewReader(c)
 	status, err := r.ReadString('\n')
 	if err != nil || !strings.Contains(status, " 200 ") {

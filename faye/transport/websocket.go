@@ -1,4 +1,4 @@
-package faye
+package transport
 
 import (
 	"bytes"
@@ -12,19 +12,21 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/convead/chat-server/faye"
 	"github.com/convead/chat-server/faye/bayeux"
+	"github.com/convead/chat-server/faye/sockloop"
 	"github.com/convead/chat-server/faye/wsframe"
 )
 
 // The websocket transport is built for many idle clients and wide fan-out. After the upgrade
-// the connection leaves fasthttp: an event loop (epoll on Linux, see wsloop_linux.go) reads
+// the connection leaves fasthttp: an event loop (package sockloop: epoll on Linux) reads
 // sockets when they are readable, so an idle client holds no goroutine and no buffer, only
 // its wsConn. Complete text frames go to a goroutine that lives while the client's messages
 // are processed. Deliveries are queued on the session; a small fan-out (a conversation) is
 // written by the publishing goroutine, a wide one by the loop's writer, several deliveries per
 // frame when they pile up. Writes never block: what a socket does not take waits for it to
 // become writable, so a slow socket cannot slow a publish. Timers (held connects, pings, idle
-// and stalled sockets) are one sweep per reactor.
+// and stalled sockets) are one sweep per loop.
 
 const (
 	// writeTimeout bounds how long a socket may refuse our bytes before it is cut: a client
@@ -39,12 +41,9 @@ const (
 	closeLinger = 2 * time.Second
 )
 
-var errWouldBlock = errors.New("socket would block")
-
-// Buffers are taken for one read or one frame and given back at once: idle sockets own none.
+// Buffers are taken for one frame and given back at once: idle sockets own none.
 var (
 	scratchPool = sync.Pool{New: func() any { return new(scratch) }}
-	readPool    = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 	framePool   = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 )
 
@@ -54,25 +53,25 @@ type scratch struct {
 	buf  []byte
 }
 
-// wsConn is one websocket. It serves the session that last sent /meta/connect over it.
+// wsConn is one websocket: the loop's Handler of its connection. It serves the session that
+// last sent /meta/connect over it.
 type wsConn struct {
-	sysConn
+	c    *sockloop.Conn
 	h    *handler
-	nc   net.Conn // closed at the end: it gives back the per-address connection slot
-	peer Peer
+	peer faye.Peer
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read
-	scheduled atomic.Bool  // on its loop's list of sockets to write
 	inProcess atomic.Bool  // a batch is processed: its replies take the deliveries it caused
-	disposed  atomic.Bool  // unregistered; the descriptor is (being) closed
 
-	// The reading side; taken before mu when both are.
-	rmu     sync.Mutex
+	// The reading side, touched by Data alone (one call at a time).
 	partial []byte // an incomplete frame, as much of it as arrived
 	asm     wsframe.Assembler
-	inbox   [][]byte // complete text messages waiting for processing
-	busy    bool     // a goroutine processes the inbox
-	paused  bool     // reading waits for the inbox to drain
+
+	// The messages read and not processed yet. Never taken with mu.
+	imu    sync.Mutex
+	inbox  [][]byte // complete text messages waiting for processing
+	busy   bool     // a goroutine processes the inbox
+	paused bool     // reading waits for the inbox to drain
 
 	// The writing side and the session binding.
 	mu         sync.Mutex
@@ -82,8 +81,7 @@ type wsConn struct {
 	stalledAt  int64  // since when out is not empty
 	processing bool   // a batch is being processed: a session end waits for its replies
 	endAfter   bool   // the session ended during the batch: close after its replies
-	sess       *session
-	cons       *consumer
+	cons       *faye.Consumer
 	release    func()
 	toRelease  func() // called by unlock, outside mu
 	held       []byte // the held connect's reply, encoded: it keeps nothing of the request alive
@@ -118,12 +116,12 @@ func (h *handler) upgrade(c *fiber.Ctx) error {
 	case !wsframe.ValidKey(key):
 		return badRequest(c)
 	}
-	rx, err := h.reactor()
+	rx, err := h.loop()
 	if err != nil {
 		h.log.Error("faye: websocket event loop", "err", err.Error())
 		return c.Status(fiber.StatusServiceUnavailable).SendString("websocket unavailable")
 	}
-	peer := Peer{IP: strings.Clone(c.IP()), Origin: strings.Clone(c.Get(fiber.HeaderOrigin)), Host: string(c.Request().Host())}
+	peer := faye.Peer{IP: strings.Clone(c.IP()), Origin: strings.Clone(c.Get(fiber.HeaderOrigin)), Host: string(c.Request().Host())}
 	response := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 		wsframe.AcceptKey(key) + "\r\n\r\n")
 	ctx := c.Context()
@@ -137,7 +135,7 @@ func (h *handler) upgrade(c *fiber.Ctx) error {
 			return
 		}
 		_ = nc.SetWriteDeadline(time.Time{})
-		if err := rx.add(nc, peer); err != nil {
+		if _, err := h.serveConn(rx, nc, peer); err != nil {
 			h.log.Warn("faye: websocket not served", "err", err.Error(), "remote", peer.IP)
 			_ = nc.Close()
 		}
@@ -145,42 +143,41 @@ func (h *handler) upgrade(c *fiber.Ctx) error {
 	return nil
 }
 
-// reactor returns the event loop, started on the first websocket.
-func (h *handler) reactor() (*reactor, error) {
+// loop returns the event loop, started on the first websocket. Its sweep of the sockets'
+// timers is fine enough for pings and held connects, and cheap for 10k sockets.
+func (h *handler) loop() (*sockloop.Loop, error) {
 	h.rxOnce.Do(func() {
-		h.rx, h.rxErr = newReactor(h)
+		tick := min(max(min(h.ecfg.Ping, h.ecfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond)
+		h.rx, h.rxErr = sockloop.New(sockloop.Config{Tick: tick, WriteTimeout: writeTimeout, Log: h.log})
 		if h.rxErr == nil {
-			h.e.onStop(h.rx.close)
+			h.ctx, h.stop = context.WithCancel(context.Background())
+			h.e.OnStop(h.closeLoop)
 		}
 	})
 	return h.rx, h.rxErr
 }
 
-// sweep runs the sockets' timers with visit until done closes. Its period is fine enough for
-// pings and held connects, and cheap for 10k sockets.
-func (h *handler) sweep(done <-chan struct{}, visit func(now int64, sc *scratch)) {
-	t := time.NewTicker(min(max(min(h.e.cfg.Ping, h.e.cfg.Timeout)/10, 10*time.Millisecond), 250*time.Millisecond))
-	defer t.Stop()
-	var sc scratch
-	for {
-		select {
-		case <-done:
-			return
-		case now := <-t.C:
-			visit(now.UnixNano(), &sc)
-		}
-	}
+// closeLoop ends message processing, then every socket (their sessions ended first, with a
+// normal closure) and the loop.
+func (h *handler) closeLoop() {
+	h.stop()
+	h.rx.Close()
 }
 
-func newWSConn(h *handler, nc net.Conn, peer Peer) *wsConn {
-	w := &wsConn{h: h, nc: nc, peer: peer, asm: wsframe.Assembler{Max: h.cfg.MaxFrameBytes}}
-	w.lastRead.Store(time.Now().UnixNano())
-	return w
+// serveConn serves an upgraded connection on the loop.
+func (h *handler) serveConn(rx *sockloop.Loop, nc net.Conn, peer faye.Peer) (*wsConn, error) {
+	var w *wsConn
+	err := rx.Add(nc, func(c *sockloop.Conn) sockloop.Handler {
+		w = &wsConn{c: c, h: h, peer: peer, asm: wsframe.Assembler{Max: h.cfg.MaxFrameBytes}}
+		w.lastRead.Store(time.Now().UnixNano())
+		return w
+	})
+	return w, err
 }
 
 // idle is how long a socket may stay silent: a live client sends a connect at least every
 // Timeout and answers pings.
-func (w *wsConn) idle() int64 { return int64(w.h.e.cfg.Timeout + 3*w.h.e.cfg.Ping) }
+func (w *wsConn) idle() int64 { return int64(w.h.ecfg.Timeout + 3*w.h.ecfg.Ping) }
 
 // maxOut bounds the bytes waiting for a socket (a frame of replies or of a full queue).
 func (w *wsConn) maxOut() int { return 4 * max(w.h.cfg.MaxFrameBytes, 64<<10) }
@@ -195,6 +192,38 @@ func (w *wsConn) unlock() {
 		rel()
 	}
 }
+
+// Data parses the bytes a read returned and tells the loop whether to read on.
+func (w *wsConn) Data(p []byte) sockloop.Next {
+	w.lastRead.Store(time.Now().UnixNano())
+	code, reason := w.feed(p)
+	if code != 0 {
+		w.closeWith(code, reason)
+	}
+	w.imu.Lock()
+	paused := w.paused
+	w.imu.Unlock()
+	switch {
+	case paused:
+		return sockloop.Pause
+	case code != 0:
+		return sockloop.Stop
+	}
+	return sockloop.Read
+}
+
+// Writable writes what waits, when the socket may take it.
+func (w *wsConn) Writable() {
+	sc := scratchPool.Get().(*scratch)
+	w.flush(sc)
+	sc.release()
+}
+
+// Hangup ends the socket whose stream ended.
+func (w *wsConn) Hangup() { w.abort(0, "") }
+
+// Stop ends the socket of a stopping server.
+func (w *wsConn) Stop() { w.abort(wsframe.CloseGoingAway, "the server stops") }
 
 // feed parses the bytes a read returned; a code means: close with it.
 func (w *wsConn) feed(data []byte) (code int, reason string) {
@@ -265,6 +294,8 @@ func (w *wsConn) frame(f wsframe.Frame) (code int, reason string) {
 
 // message queues a complete text message for processing, in order.
 func (w *wsConn) message(msg []byte) {
+	w.imu.Lock()
+	defer w.imu.Unlock()
 	w.inbox = append(w.inbox, msg)
 	if len(w.inbox) >= maxInbox {
 		w.paused = true
@@ -279,29 +310,29 @@ func (w *wsConn) message(msg []byte) {
 // What a client sent before it closed is processed all the same (a disconnect, a publish),
 // as it would be by a reading goroutine; only the server's stop cancels it.
 func (w *wsConn) process() {
-	ctx := w.h.rx.ctx
+	ctx := w.h.ctx
 	for {
-		w.rmu.Lock()
+		w.imu.Lock()
 		if len(w.inbox) == 0 {
 			w.busy, w.inbox = false, nil
 			resume := w.paused
 			w.paused = false
-			w.rmu.Unlock()
-			if resume { // the loop will not tell again about bytes already there
-				w.resume()
+			w.imu.Unlock()
+			if resume {
+				w.c.Resume()
 			}
 			return
 		}
 		msg := w.inbox[0]
 		w.inbox[0], w.inbox = nil, w.inbox[1:]
-		w.rmu.Unlock()
+		w.imu.Unlock()
 		w.handle(ctx, msg)
 	}
 }
 
 // handle processes one batch and sends its replies (unless the socket closed meanwhile).
 func (w *wsConn) handle(ctx context.Context, data []byte) {
-	msgs, err := bayeux.DecodeBatch(data, w.h.e.cfg.MaxBatch)
+	msgs, err := bayeux.DecodeBatch(data, w.h.ecfg.MaxBatch)
 	if errors.Is(err, bayeux.ErrTooMany) {
 		w.closeWith(wsframe.ClosePolicyViolation, "too many messages in one batch")
 		return
@@ -338,12 +369,12 @@ func (w *wsConn) handle(ctx context.Context, data []byte) {
 
 // bind attaches the connect's session to this socket (pushing its deliveries from now on) and
 // holds the connect reply for its wait.
-func (w *wsConn) bind(c *Connect) {
+func (w *wsConn) bind(c *faye.Connect) {
 	w.mu.Lock()
-	rebind := !w.closed && (w.sess != c.Session || w.cons == nil || !c.Session.current(w.cons))
+	rebind := !w.closed && (w.cons == nil || !w.cons.Serves(c))
 	var old func()
 	if rebind {
-		old, w.release, w.sess, w.cons = w.release, nil, nil, nil
+		old, w.release, w.cons = w.release, nil, nil
 	}
 	w.unlock()
 	if rebind {
@@ -351,17 +382,17 @@ func (w *wsConn) bind(c *Connect) {
 		if old != nil {
 			old()
 		}
-		cons, release := w.h.e.Stream(c.Session, w)
+		cons, release := w.h.e.Stream(c, w)
 		w.mu.Lock()
 		if w.closed || cons == nil {
 			w.toRelease = release
 			w.unlock()
 			return
 		}
-		w.sess, w.cons, w.release = c.Session, cons, release
-		w.pingAt = time.Now().Add(w.h.e.cfg.Ping).UnixNano()
+		w.cons, w.release = cons, release
+		w.pingAt = time.Now().Add(w.h.ecfg.Ping).UnixNano()
 		w.unlock()
-		w.schedule() // what was queued before the bind
+		w.c.Wake() // what was queued before the bind
 	}
 	w.mu.Lock()
 	defer w.unlock()
@@ -379,26 +410,24 @@ func (w *wsConn) bind(c *Connect) {
 	w.held, w.heldAt = bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil), time.Now().Add(c.Wait).UnixNano()
 }
 
-// queued is the session telling that deliveries wait: the loop's writer takes them, or with
+// Queued is the session telling that deliveries wait: the loop's writer takes them, or with
 // inline this goroutine writes now, or the batch this client's goroutine is processing takes
 // them with its replies (so a delivery waits at most for that batch: one write instead of two
 // when a client publishes to a channel it is subscribed to).
-func (w *wsConn) queued(inline bool) {
+func (w *wsConn) Queued(inline bool) {
 	switch {
 	case w.inProcess.Load():
 	case inline:
-		sc := scratchPool.Get().(*scratch)
-		w.flush(sc)
-		sc.release()
+		w.Writable()
 	default:
-		w.schedule()
+		w.c.Wake()
 	}
 }
 
-// ended is the session letting go of this socket: replaced by another consumer, or ended
+// Ended is the session letting go of this socket: replaced by another consumer, or ended
 // (disconnected, expired, cut for overflow, or the server stops) — then the socket is closed
 // too, as Faye does, with a normal closure.
-func (w *wsConn) ended(c *consumer, closed bool) {
+func (w *wsConn) Ended(c *faye.Consumer, closed bool) {
 	w.mu.Lock()
 	defer w.unlock()
 	if w.cons != c {
@@ -416,8 +445,7 @@ func (w *wsConn) ended(c *consumer, closed bool) {
 }
 
 // flush writes what waits: first the rest of a frame the socket did not take, then the
-// session's queued deliveries as one frame. Called by the loop's writer and when the socket
-// becomes writable.
+// session's queued deliveries as one frame.
 func (w *wsConn) flush(sc *scratch) {
 	w.mu.Lock()
 	defer w.unlock()
@@ -427,9 +455,6 @@ func (w *wsConn) flush(sc *scratch) {
 	sc.buf = sc.buf[:0]
 	w.appendQueuedLocked(sc)
 	w.sendLocked(sc.buf)
-	if cap(sc.buf) > 1<<20 {
-		sc.buf = nil
-	}
 }
 
 // appendQueuedLocked appends a frame of the session's queued deliveries to sc.buf, if any.
@@ -437,7 +462,7 @@ func (w *wsConn) appendQueuedLocked(sc *scratch) {
 	if w.cons == nil {
 		return
 	}
-	sc.msgs = w.sess.takeFor(w.cons, sc.msgs[:0])
+	sc.msgs = w.cons.Take(sc.msgs[:0])
 	if len(sc.msgs) > 0 {
 		sc.buf = appendDeliveries(sc.buf, sc.msgs)
 		clear(sc.msgs)
@@ -473,8 +498,8 @@ func (w *wsConn) writeOutLocked() bool {
 	if len(w.out) == 0 {
 		return true
 	}
-	n, err := w.sysWrite(w.out)
-	if err != nil && !errors.Is(err, errWouldBlock) {
+	n, err := w.c.Write(w.out)
+	if err != nil && !errors.Is(err, sockloop.ErrWouldBlock) {
 		w.closeLocked(0, "")
 		return false
 	}
@@ -504,8 +529,8 @@ func (w *wsConn) sendLocked(frame []byte) {
 		return
 	}
 	if len(w.out) == 0 {
-		n, err := w.sysWrite(frame)
-		if err != nil && !errors.Is(err, errWouldBlock) {
+		n, err := w.c.Write(frame)
+		if err != nil && !errors.Is(err, sockloop.ErrWouldBlock) {
 			w.closeLocked(0, "")
 			return
 		}
@@ -521,14 +546,14 @@ func (w *wsConn) sendLocked(frame []byte) {
 	w.out = append(w.out, frame...)
 }
 
-// tick runs the socket's timers; the loop calls it every few hundred milliseconds at most.
-func (w *wsConn) tick(now int64, sc *scratch) {
+// Tick runs the socket's timers; the loop calls it every few hundred milliseconds at most.
+func (w *wsConn) Tick(now int64) {
 	w.mu.Lock()
 	defer w.unlock()
 	switch {
 	case w.closed:
 		if now > w.drainUntil {
-			w.dispose()
+			w.c.Close()
 		}
 	case now-w.lastRead.Load() > w.idle(): // half-open, or a client gone silent
 		w.closeLocked(0, "")
@@ -541,7 +566,7 @@ func (w *wsConn) tick(now int64, sc *scratch) {
 		}
 		if w.cons != nil && now >= w.pingAt {
 			w.sendFrameLocked(wsframe.OpPing, nil)
-			w.pingAt = now + int64(w.h.e.cfg.Ping)
+			w.pingAt = now + int64(w.h.ecfg.Ping)
 		}
 		w.writeOutLocked() // in case a writable edge was missed
 	}
@@ -552,7 +577,7 @@ func (w *wsConn) tick(now int64, sc *scratch) {
 func (w *wsConn) abort(code int, reason string) {
 	w.mu.Lock()
 	w.closeLocked(code, reason)
-	w.dispose()
+	w.c.Close()
 	w.unlock()
 }
 
@@ -570,19 +595,19 @@ func (w *wsConn) closeLocked(code int, reason string) {
 		return
 	}
 	w.closed = true
-	w.held, w.cons, w.sess = nil, nil, nil
+	w.held, w.cons = nil, nil
 	w.toRelease, w.release = w.release, nil
 	if code == 0 {
 		w.out = nil
-		w.dispose()
+		w.c.Close()
 		return
 	}
 	frame := wsframe.AppendFrame(w.out, wsframe.OpClose, wsframe.ClosePayload(code, reason))
 	w.out = nil
-	if n, _ := w.sysWrite(frame); n < len(frame) {
-		w.dispose() // no room even for the close frame: nothing to wait for
+	if n, _ := w.c.Write(frame); n < len(frame) {
+		w.c.Close() // no room even for the close frame: nothing to wait for
 		return
 	}
-	w.shutdownWrite()
+	w.c.CloseWrite()
 	w.drainUntil = time.Now().Add(closeLinger).UnixNano()
 }

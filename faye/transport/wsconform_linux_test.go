@@ -1,6 +1,6 @@
 //go:build linux
 
-package faye
+package transport
 
 import (
 	"bufio"
@@ -15,30 +15,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/convead/chat-server/faye"
 	"github.com/convead/chat-server/faye/wsframe"
 )
 
 // wsServer is the websocket loop on a loopback listener, without HTTP: each accepted
-// connection is handed to the reactor as an upgraded one.
+// connection is handed to the loop as an upgraded one.
 type wsServer struct {
-	rx *reactor
-	ln net.Listener
+	h     *handler
+	ln    net.Listener
+	conns []*wsConn
 }
 
 func newWSServer(tb testing.TB, maxFrame int) *wsServer {
 	e := testEngine(tb, 1<<20)
-	h := &handler{e: e, cfg: HTTPConfig{MaxFrameBytes: maxFrame}, log: e.log}
-	rx, err := newReactor(h)
-	if err != nil {
+	h := newHandler(e, Config{MaxFrameBytes: maxFrame})
+	if _, err := h.loop(); err != nil {
 		tb.Fatal(err)
 	}
-	h.rx = rx
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { rx.close(); ln.Close() })
-	return &wsServer{rx: rx, ln: ln}
+	tb.Cleanup(func() { h.closeLoop(); ln.Close() })
+	return &wsServer{h: h, ln: ln}
 }
 
 // dial opens a raw client connection served by the loop.
@@ -52,9 +52,11 @@ func (s *wsServer) dial(tb testing.TB) *rawClient {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := s.rx.add(sc, Peer{IP: "127.0.0.1"}); err != nil {
+	w, err := s.h.serveConn(s.h.rx, sc, faye.Peer{IP: "127.0.0.1"})
+	if err != nil {
 		tb.Fatal(err)
 	}
+	s.conns = append(s.conns, w)
 	return &rawClient{c: c, r: bufio.NewReader(c)}
 }
 
@@ -395,20 +397,12 @@ func TestAnnouncedLengthTakesNoMemory(t *testing.T) {
 // partials counts the sockets holding an incomplete frame.
 func (s *wsServer) partials() int {
 	n := 0
-	for _, sh := range s.rx.shards {
-		sh.mu.Lock()
-		conns := make([]*wsConn, 0, len(sh.conns))
-		for _, w := range sh.conns {
-			conns = append(conns, w)
-		}
-		sh.mu.Unlock()
-		for _, w := range conns {
-			w.rmu.Lock()
+	for _, w := range s.conns {
+		w.c.Exclusive(func() {
 			if len(w.partial) > 0 {
 				n++
 			}
-			w.rmu.Unlock()
-		}
+		})
 	}
 	return n
 }

@@ -1,9 +1,8 @@
 //go:build linux
 
-package faye
+package sockloop
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,84 +10,78 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/convead/chat-server/faye/wsframe"
 )
 
-// reactor serves websockets with one epoll loop and one writer per shard (a shard per core,
-// at most 4): the loop reads readable sockets and finishes writes when sockets become
-// writable; the writer writes the deliveries publishers queued. One goroutine runs the timers.
+// On Linux, one epoll loop and one writer per shard (a shard per core, at most 4) serve the
+// connections: the loop reads readable sockets and tells Writable when sockets become
+// writable; the writer makes the Writable calls Wake asked for. One goroutine runs the timers.
 //
 // The loop never blocks in epoll_wait: its epoll descriptor is itself registered with the Go
 // runtime's poller, and the loop parks like any goroutine until it is readable. A thread
 // blocked in epoll_wait would hold one of the few Ps (two on a 2-core machine) until sysmon
 // took it back, which takes up to 10 ms when the process was idle: every other goroutine,
 // publishers and writers included, would wait that long.
-type reactor struct {
-	h      *handler
+type loopSys struct {
 	shards []*shard
-	closed atomic.Bool
-	done   chan struct{}
-	ctx    context.Context // of message processing: ends when the server stops
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 type shard struct {
-	rx   *reactor
+	l    *Loop
 	epfd int
 	ep   *os.File // epfd, for the runtime's poller
 
 	mu    sync.Mutex
-	conns map[int32]*wsConn // by descriptor
-	all   []*wsConn         // the sweep's snapshot, reused
+	conns map[int32]*Conn // by descriptor
+	all   []*Conn         // the sweep's snapshot, reused
 
 	readyMu sync.Mutex
-	ready   []*wsConn // sockets with deliveries to write
+	ready   []*Conn // connections Wake asked a Writable call for
 	wake    chan struct{}
 }
 
-// sysConn is what the loop knows of a socket: its descriptor, used with raw non-blocking
-// reads and writes. The descriptor is closed (by dispose) only under rmu and after closed is
-// set under mu, so a read or write never meets a descriptor number reused by another socket.
-type sysConn struct {
+// sys is what the loop knows of a socket: its descriptor, used with raw non-blocking reads
+// and writes, and its shard.
+type sys struct {
 	fd int
 	sh *shard
 }
 
-func newReactor(h *handler) (*reactor, error) {
-	rx := &reactor{h: h, done: make(chan struct{})}
-	rx.ctx, rx.stop = context.WithCancel(context.Background())
+// Buffers are taken for one read and given back at once: idle sockets own none.
+var readPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// New starts a loop.
+func New(cfg Config) (*Loop, error) {
+	l := &Loop{cfg: cfg, done: make(chan struct{})}
 	n := min(runtime.GOMAXPROCS(0), 4)
 	for range n {
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
-			for _, sh := range rx.shards {
+			for _, sh := range l.shards {
 				_ = sh.ep.Close()
 			}
 			return nil, fmt.Errorf("epoll_create1: %w", err)
 		}
 		_ = unix.SetNonblock(epfd, true) // so that os.NewFile hands it to the runtime's poller
-		rx.shards = append(rx.shards, &shard{rx: rx, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"),
-			conns: map[int32]*wsConn{}, wake: make(chan struct{}, 1)})
+		l.shards = append(l.shards, &shard{l: l, epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"),
+			conns: map[int32]*Conn{}, wake: make(chan struct{}, 1)})
 	}
-	for _, sh := range rx.shards {
-		rx.wg.Add(2)
+	for _, sh := range l.shards {
+		l.wg.Add(2)
 		go sh.poll()
 		go sh.write()
 	}
-	rx.wg.Add(1)
-	go rx.sweep()
-	return rx, nil
+	l.wg.Add(1)
+	go l.sweep()
+	return l, nil
 }
 
-// add serves an upgraded connection.
-func (rx *reactor) add(nc net.Conn, peer Peer) error {
+// Add serves a connection (upgraded, hijacked off its HTTP server) with the handler that
+// handler returns for it; handler runs before the loop reads the connection. On an error the
+// connection is not served and the caller still owns it.
+func (l *Loop) Add(nc net.Conn, handler func(*Conn) Handler) error {
 	inner, sc := unwrap(nc)
 	if sc == nil {
 		return fmt.Errorf("connection %T has no descriptor", nc)
@@ -101,15 +94,15 @@ func (rx *reactor) add(nc net.Conn, peer Peer) error {
 	if err := raw.Control(func(d uintptr) { fd = int(d) }); err != nil || fd < 0 {
 		return fmt.Errorf("descriptor of %T: %v", nc, err)
 	}
-	w := newWSConn(rx.h, inner, peer)
-	sh := rx.shards[fd%len(rx.shards)]
-	w.fd, w.sh = fd, sh
+	sh := l.shards[fd%len(l.shards)]
+	c := &Conn{nc: inner, sys: sys{fd: fd, sh: sh}}
+	c.h = handler(c)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if rx.closed.Load() {
+	if l.closed.Load() {
 		return errors.New("the server is stopping")
 	}
-	sh.conns[int32(fd)] = w
+	sh.conns[int32(fd)] = c
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
 	if err := unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		delete(sh.conns, int32(fd))
@@ -143,35 +136,34 @@ func unwrap(nc net.Conn) (net.Conn, syscall.Conn) {
 	return outer, nil
 }
 
-// close ends every socket (their sessions ended first, with a normal closure) and the loops.
-func (rx *reactor) close() {
-	if rx.closed.Swap(true) {
+// Close stops every connection (Handler.Stop) and the loops.
+func (l *Loop) Close() {
+	if l.closed.Swap(true) {
 		return
 	}
-	rx.stop()
-	for _, sh := range rx.shards {
+	for _, sh := range l.shards {
 		sh.mu.Lock()
-		all := make([]*wsConn, 0, len(sh.conns))
-		for _, w := range sh.conns {
-			all = append(all, w)
+		all := make([]*Conn, 0, len(sh.conns))
+		for _, c := range sh.conns {
+			all = append(all, c)
 		}
 		sh.mu.Unlock()
-		for _, w := range all {
-			w.abort(wsframe.CloseGoingAway, "the server stops")
+		for _, c := range all {
+			c.h.Stop()
 		}
 	}
-	close(rx.done)
-	for _, sh := range rx.shards {
+	close(l.done)
+	for _, sh := range l.shards {
 		_ = sh.ep.Close() // wakes its loop
 	}
-	rx.wg.Wait()
+	l.wg.Wait()
 }
 
 func (sh *shard) poll() {
-	defer sh.rx.wg.Done()
+	defer sh.l.wg.Done()
 	raw, err := sh.ep.SyscallConn()
 	if err != nil {
-		sh.rx.h.log.Error("faye: epoll descriptor", "err", err.Error())
+		sh.l.cfg.Log.Error("faye: epoll descriptor", "err", err.Error())
 		return
 	}
 	events := make([]unix.EpollEvent, 256)
@@ -181,8 +173,7 @@ func (sh *shard) poll() {
 		n, werr = unix.EpollWait(int(fd), events, 0)
 		return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
 	}
-	var sc scratch
-	var again, turn []*wsConn // sockets whose read budget ran out
+	var again, turn []*Conn // sockets whose read budget ran out
 	for {
 		if len(again) == 0 {
 			if err := raw.Read(wait); err != nil {
@@ -192,89 +183,85 @@ func (sh *shard) poll() {
 			n, werr = 0, nil
 		}
 		if werr != nil {
-			if !sh.rx.closed.Load() {
-				sh.rx.h.log.Error("faye: epoll_wait", "err", werr.Error())
+			if !sh.l.closed.Load() {
+				sh.l.cfg.Log.Error("faye: epoll_wait", "err", werr.Error())
 			}
 			return
 		}
 		turn, again = again, turn[:0]
-		for i, w := range turn {
-			if w.readable() {
-				again = append(again, w)
+		for i, c := range turn {
+			if c.readable() {
+				again = append(again, c)
 			}
 			turn[i] = nil
 		}
 		for _, ev := range events[:n] {
 			sh.mu.Lock()
-			w := sh.conns[ev.Fd]
+			c := sh.conns[ev.Fd]
 			sh.mu.Unlock()
-			if w == nil {
+			if c == nil {
 				continue
 			}
-			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && w.readable() {
-				again = append(again, w)
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && c.readable() {
+				again = append(again, c)
 			}
 			if ev.Events&unix.EPOLLOUT != 0 {
-				w.flush(&sc)
+				c.h.Writable()
 			}
 		}
 	}
 }
 
-// sweep runs the sockets' timers.
-func (rx *reactor) sweep() {
-	defer rx.wg.Done()
-	rx.h.sweep(rx.done, func(now int64, sc *scratch) {
-		for _, sh := range rx.shards {
-			sh.sweep(now, sc)
-		}
-	})
+// tick runs every connection's timers.
+func (l *Loop) tick(now int64) {
+	for _, sh := range l.shards {
+		sh.tick(now)
+	}
 }
 
-func (sh *shard) sweep(now int64, sc *scratch) {
+func (sh *shard) tick(now int64) {
 	sh.mu.Lock()
 	sh.all = sh.all[:0]
-	for _, w := range sh.conns {
-		sh.all = append(sh.all, w)
+	for _, c := range sh.conns {
+		sh.all = append(sh.all, c)
 	}
 	sh.mu.Unlock()
-	for i, w := range sh.all {
-		w.tick(now, sc)
+	for i, c := range sh.all {
+		c.h.Tick(now)
 		sh.all[i] = nil
 	}
 }
 
-// write writes the deliveries of the sockets publishers scheduled, in batches: while it
-// writes, new deliveries pile up on the sessions and go out together in the next frame.
+// write makes the Writable calls Wake asked for, in batches: while it runs, new deliveries
+// pile up and go out together in the next call.
 func (sh *shard) write() {
-	defer sh.rx.wg.Done()
-	var sc scratch
-	var list []*wsConn
+	defer sh.l.wg.Done()
+	var list []*Conn
 	for {
 		select {
 		case <-sh.wake:
-		case <-sh.rx.done:
+		case <-sh.l.done:
 			return
 		}
 		sh.readyMu.Lock()
 		list, sh.ready = sh.ready, list[:0]
 		sh.readyMu.Unlock()
-		for i, w := range list {
-			w.scheduled.Store(false)
-			w.flush(&sc)
+		for i, c := range list {
+			c.scheduled.Store(false)
+			c.h.Writable()
 			list[i] = nil
 		}
 	}
 }
 
-// schedule puts w on its writer's list, once until written.
-func (w *wsConn) schedule() {
-	if w.sh == nil || w.scheduled.Swap(true) {
+// Wake asks for a Writable call on the loop's writer, once until it is made.
+func (c *Conn) Wake() {
+	if c.scheduled.Swap(true) {
 		return
 	}
-	sh := w.sh
+	sh := c.sh
 	sh.readyMu.Lock()
-	sh.ready = append(sh.ready, w)
+	sh.ready = append(sh.ready, c)
 	sh.readyMu.Unlock()
 	select {
 	case sh.wake <- struct{}{}:
@@ -289,45 +276,50 @@ const readBudget = 16
 
 // readable reads what the socket has, until it would block; more reports that the budget ran
 // out first (with edge-triggered epoll, nobody would tell again).
-func (w *wsConn) readable() (more bool) {
-	w.rmu.Lock()
-	defer w.rmu.Unlock()
+func (c *Conn) readable() (more bool) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	buf := readPool.Get().(*[]byte)
 	defer readPool.Put(buf)
 	for range readBudget {
-		if w.paused {
+		if c.paused {
 			return false
 		}
-		n, err := w.sysRead(*buf)
+		n, err := c.read(*buf)
 		switch {
 		case n > 0:
-			w.lastRead.Store(time.Now().UnixNano())
-			if code, reason := w.feed((*buf)[:n]); code != 0 {
-				w.closeWith(code, reason)
+			switch c.h.Data((*buf)[:n]) {
+			case Pause:
+				c.paused = true
+			case Stop:
 				return false
 			}
-		case errors.Is(err, errWouldBlock):
+		case errors.Is(err, ErrWouldBlock):
 			return false
 		default: // the end of the stream, or the socket is closed
-			w.abort(0, "")
+			c.h.Hangup()
 			return false
 		}
 	}
 	return true
 }
 
-// resume reads again after a pause, on the processing goroutine.
-func (w *wsConn) resume() {
-	for w.readable() {
+// Resume reads again after a Pause, on the caller's goroutine (the loop will not tell again
+// about bytes already there). Never call it from Data.
+func (c *Conn) Resume() {
+	c.rmu.Lock()
+	c.paused = false
+	c.rmu.Unlock()
+	for c.readable() {
 	}
 }
 
-func (w *wsConn) sysRead(p []byte) (int, error) {
-	if w.disposed.Load() {
+func (c *Conn) read(p []byte) (int, error) {
+	if c.disposed.Load() {
 		return 0, io.EOF
 	}
 	for {
-		n, err := unix.Read(w.fd, p)
+		n, err := unix.Read(c.fd, p)
 		switch {
 		case err == nil && n == 0:
 			return 0, io.EOF
@@ -336,19 +328,22 @@ func (w *wsConn) sysRead(p []byte) (int, error) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN):
-			return 0, errWouldBlock
+			return 0, ErrWouldBlock
 		}
 		return 0, err
 	}
 }
 
-func (w *wsConn) sysWrite(p []byte) (int, error) {
-	if w.disposed.Load() {
+// Write writes what the socket takes now, without blocking: n < len(p) with ErrWouldBlock
+// when it takes no more (the rest waits for Writable); another error means the connection is
+// broken.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.disposed.Load() {
 		return 0, net.ErrClosed
 	}
 	written := 0
 	for written < len(p) {
-		n, err := unix.Write(w.fd, p[written:])
+		n, err := unix.Write(c.fd, p[written:])
 		switch {
 		case err == nil:
 			written += n
@@ -356,33 +351,33 @@ func (w *wsConn) sysWrite(p []byte) (int, error) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN):
-			return written, errWouldBlock
+			return written, ErrWouldBlock
 		}
 		return written, err
 	}
 	return written, nil
 }
 
-// shutdownWrite sends FIN after our close frame; reading goes on until the client closes.
-func (w *wsConn) shutdownWrite() { _ = unix.Shutdown(w.fd, unix.SHUT_WR) }
+// CloseWrite sends FIN; reading goes on until the peer closes too.
+func (c *Conn) CloseWrite() { _ = unix.Shutdown(c.fd, unix.SHUT_WR) }
 
-// dispose unregisters the socket and closes it. Under mu; the descriptor is closed under rmu
-// (see sysConn), on another goroutine since the caller may hold rmu already.
-func (w *wsConn) dispose() {
-	if w.disposed.Swap(true) {
+// Close unregisters the connection and closes it. It never blocks and may be called under the
+// user's locks, also from Data: the descriptor is closed under rmu (see Conn) on another
+// goroutine.
+func (c *Conn) Close() {
+	if c.disposed.Swap(true) {
 		return
 	}
-	if sh := w.sh; sh != nil {
-		sh.mu.Lock()
-		if sh.conns[int32(w.fd)] == w {
-			delete(sh.conns, int32(w.fd))
-			_ = unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
-		}
-		sh.mu.Unlock()
+	sh := c.sh
+	sh.mu.Lock()
+	if sh.conns[int32(c.fd)] == c {
+		delete(sh.conns, int32(c.fd))
+		_ = unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	}
+	sh.mu.Unlock()
 	go func() {
-		w.rmu.Lock()
-		defer w.rmu.Unlock()
-		_ = w.nc.Close()
+		c.rmu.Lock()
+		defer c.rmu.Unlock()
+		_ = c.nc.Close()
 	}()
 }
