@@ -1,5 +1,5 @@
 // Package config loads the server's one typed configuration: the embedded defaults
-// (configs/chat-server.yaml), then an optional file, then CHAT_* environment variables.
+// (defaults.yaml), then an optional file, then CHAT_* environment variables.
 package config
 
 import (
@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/convead/chat-server/configs"
 )
 
 // EnvPrefix starts every environment override: CHAT_ + the key in upper case, dots as underscores.
@@ -211,7 +209,7 @@ type Debug struct {
 // environment as given by lookup (os.LookupEnv in production), and validated.
 func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
 	var c Config
-	if err := decode(configs.Default, &c); err != nil {
+	if err := decode(defaultYAML, &c); err != nil {
 		return nil, fmt.Errorf("embedded defaults: %w", err)
 	}
 	if path != "" {
