@@ -26,7 +26,7 @@ import (
 	"github.com/convead/chat-server/metrics"
 	"github.com/convead/chat-server/mqttws"
 	"github.com/convead/chat-server/origin"
-	clusterhook "github.com/convead/chat-server/plugins/cluster"
+	"github.com/convead/chat-server/plugins/clusterbridge"
 	"github.com/convead/chat-server/plugins/commands"
 	"github.com/convead/chat-server/plugins/duty"
 	"github.com/convead/chat-server/plugins/mqttauth"
@@ -64,7 +64,7 @@ type Server struct {
 	demo       *web.Demo // the demo organisation's tokens, printed at start; nil when off
 	// Cluster mode only (nil on a single node).
 	node        *cluster.Node
-	clusterHook *clusterhook.Hook
+	clusterHook *clusterbridge.Hook
 	stopCluster context.CancelFunc
 	clusterDone chan struct{}
 	pprof       *http.Server // debug.pprof_addr; nil when off
@@ -135,9 +135,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, b.Server().SendConnack, log.With("component", "mqtt-auth"))
 	hooks := []mqtt.Hook{authHook, duty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
-	var clusterHook *clusterhook.Hook
+	var clusterHook *clusterbridge.Hook
 	if node != nil {
-		clusterHook = clusterhook.New(node, b.Server())
+		clusterHook = clusterbridge.New(node, b.Server())
 		hooks = append(hooks, clusterHook)
 	}
 	for _, h := range hooks {
