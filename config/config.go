@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/convead/chat-server/channel"
 )
 
 // EnvPrefix starts every environment override: CHAT_ + the key in upper case, dots as underscores.
@@ -161,21 +163,6 @@ type Cluster struct {
 
 // Enabled reports whether the node runs in cluster mode.
 func (c Cluster) Enabled() bool { return c.NATSURL != "" }
-
-// validNodeName: a node name travels in Faye client ids and NATS subjects, so it is a short
-// DNS-like label.
-func validNodeName(s string) bool {
-	if len(s) == 0 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 // validPrefix: one or more NATS tokens of [A-Za-z0-9_-], dot-separated.
 func validPrefix(s string) bool {
@@ -368,7 +355,7 @@ func (c *Config) Validate() error {
 	if c.Cluster.Enabled() {
 		check(c.Mongo.URI != "", "mongo.uri", "cluster mode (cluster.nats_url) needs a store all nodes share: set mongo.uri to a MongoDB replica set or sharded cluster; the embedded store belongs to one node")
 		check(c.Auth.JWTSecret != "", "auth.jwt_secret", "cluster mode (cluster.nats_url) needs the same secret on every node: a generated one would be this node's alone")
-		check(validNodeName(c.Cluster.NodeName), "cluster.node_name", "must be 1-32 characters of [a-z0-9-], unique per node, got %q", c.Cluster.NodeName)
+		check(channel.ValidNodeName(c.Cluster.NodeName), "cluster.node_name", "must be 1-32 characters of [a-z0-9-], unique per node, got %q", c.Cluster.NodeName)
 		check(validPrefix(c.Cluster.SubjectPrefix), "cluster.subject_prefix", "must be NATS tokens of [A-Za-z0-9_-] separated by dots, got %q", c.Cluster.SubjectPrefix)
 		check(c.Cluster.Heartbeat > 0, "cluster.heartbeat", "must be positive, got %s", c.Cluster.Heartbeat)
 		check(c.Cluster.NodeTimeout > 2*c.Cluster.Heartbeat, "cluster.node_timeout", "must be more than twice cluster.heartbeat, got %s", c.Cluster.NodeTimeout)
