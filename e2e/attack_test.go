@@ -20,8 +20,7 @@ import (
 // TestMQTTACLAttacks tries what a hostile MQTT client would.
 func TestMQTTACLAttacks(t *testing.T) {
 	e := start(t)
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
 	conv := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")
 	m.next()
 	convID := fmt.Sprint(conv["id"])
@@ -82,8 +81,7 @@ func TestMQTTConnectAttacks(t *testing.T) {
 		}
 	}
 	// A client id held by a manager cannot be taken over by a visitor.
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "shared-id")
-	m.mustSubscribe("orgs/shop/service/+")
+	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "shared-id")
 	if _, err := e.connect(token(t, auth.Visitor, "shop", "v1"), "shared-id"); err == nil {
 		t.Fatal("a visitor took over a manager's client id")
 	}
@@ -105,8 +103,7 @@ func TestRESTBadInput(t *testing.T) {
 		c.HTTP.AllowedOrigins = []string{"https://shop.example"}
 	})
 	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "m1")
-	m := e.mustConnect(mTok, "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	e.onDuty(mTok, "m1")
 	convID := fmt.Sprint(want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated).obj("conversation")["id"])
 	post := "/chat/conversation/" + convID
 	algNone := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
@@ -217,8 +214,7 @@ func TestTokensNeverLogged(t *testing.T) {
 	forged, _ := auth.Issue([]byte("another-secret-another-secret-xx"), auth.Identity{Subject: "v1", Role: auth.Visitor, Org: "shop"}, time.Hour, time.Now())
 	tokens := map[string]string{"good": good, "expired": expired, "forged": forged}
 
-	m := e.mustConnect(good, "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	m := e.onDuty(good, "m1")
 	m.subscribe("orgs/other/#")
 	for _, tok := range []string{expired, forged} {
 		_, _ = e.connect(tok, "bad")

@@ -10,9 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestBinary runs the real chat-server binary as an operator would: embedded defaults, ports
@@ -89,17 +87,7 @@ func TestBinary(t *testing.T) {
 	want(t, e.post("/chat/notifications/visitor42", svc, map[string]any{"notification": map[string]any{"title": "Sale"}}), http.StatusCreated)
 	want(t, e.post("/chat/conversation/"+cid+"/close", mgr, nil), http.StatusOK)
 
-	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("no exit within 15s of SIGTERM")
-	}
+	stopGracefully(t, srv.Process, exited)
 }
 
 func TestBinaryRefusesBadConfig(t *testing.T) {

@@ -28,8 +28,7 @@ func TestRateLimits(t *testing.T) {
 		c.Limits.HandshakesPerMinutePerIP = 3
 	})
 	mTok := token(t, auth.Manager, "shop", "m1")
-	m := e.mustConnect(mTok, "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	e.onDuty(mTok, "m1")
 
 	vTok := token(t, auth.Visitor, "shop", "v1")
 	want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated)

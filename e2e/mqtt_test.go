@@ -251,8 +251,7 @@ func TestMQTT5AppWithFayeWidget(t *testing.T) {
 // TestMQTT5Refusals: what MQTT 5 clients are told when they overstep.
 func TestMQTT5Refusals(t *testing.T) {
 	e := start(t)
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
 	convID := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")["id"].(string)
 	v, _, err := dialV5(t, e, token(t, auth.Visitor, "shop", "v2"), "v2")
 	if err != nil {
