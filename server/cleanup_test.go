@@ -3,8 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/convead/chat-server/config"
+	"github.com/convead/chat-server/store/bolt"
 )
 
 func TestCleanupStackUnwindsNewestFirst(t *testing.T) {
@@ -23,4 +28,25 @@ func TestCleanupStackUnwindsNewestFirst(t *testing.T) {
 	if err := c.unwind(context.Background()); err != nil || len(order) != 3 {
 		t.Errorf("a second unwind released again: %v, %v", order, err)
 	}
+}
+
+// TestNewReleasesTheStoreWhenItFails: a build that fails after the store opened closes it, so
+// that the data folder is free for the next attempt (bbolt locks its file).
+func TestNewReleasesTheStoreWhenItFails(t *testing.T) {
+	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Auth.JWTSecret = "server-test-secret-server-test-secret"
+	cfg.MQTT.TLSCertFile, cfg.MQTT.TLSKeyFile = "missing-cert.pem", "missing-key.pem"
+	ctx := context.Background()
+	if _, err := New(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "mqtt.tls_cert_file") {
+		t.Fatalf("New with a missing certificate: %v", err)
+	}
+	st, err := bolt.Open(cfg.DataDir)
+	if err != nil {
+		t.Fatalf("the failed build left the store open: %v", err)
+	}
+	_ = st.Close(ctx)
 }
