@@ -21,7 +21,7 @@ import (
 func TestMQTTACLAttacks(t *testing.T) {
 	e := start(t)
 	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
-	conv := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")
+	conv := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")
 	m.next()
 	convID := fmt.Sprint(conv["id"])
 	ownTopic := "orgs/shop/conversations/" + convID
@@ -104,7 +104,7 @@ func TestRESTBadInput(t *testing.T) {
 	})
 	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "m1")
 	e.onDuty(mTok, "m1")
-	convID := fmt.Sprint(want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated).obj("conversation")["id"])
+	convID := fmt.Sprint(openConversation(t, e, vTok, "v1")["id"])
 	post := "/chat/conversation/" + convID
 	algNone := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
 		base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"v1","role":"visitor","org":"shop","exp":%d}`, time.Now().Add(time.Hour).Unix()))) + "."

@@ -75,7 +75,7 @@ func TestBinary(t *testing.T) {
 	if r := e.post("/chat/service/visitor42", vis, nil); r.errCode() != "chat_offline" {
 		t.Fatalf("nobody on duty: %s", r.raw)
 	}
-	conv := want(t, e.post("/chat/service/visitor42", mgr, nil), http.StatusCreated).obj("conversation")
+	conv := openConversation(t, e, mgr, "visitor42")
 	cid := fmt.Sprint(conv["id"])
 	m1 := want(t, e.post("/chat/conversation/"+cid, vis, map[string]any{"content": "Hello!", "client_message_id": "a1"}), http.StatusCreated).obj("message")
 	want(t, e.post("/chat/conversation/"+cid, mgr, "content=Hi%2C+how+can+I+help%3F"), http.StatusCreated)

@@ -160,13 +160,13 @@ func TestOrgIsolation(t *testing.T) {
 			t.Errorf("manager of B subscribing %s: SUBACK 0x%x, want 0x80", f, code)
 		}
 	}
-	conv := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "A", "v1"), nil), http.StatusCreated).obj("conversation")
+	conv := openConversation(t, e, token(t, auth.Visitor, "A", "v1"), "v1")
 	if d := mA.next(); d.topic != "orgs/A/service/v1" {
 		t.Fatalf("manager of A got %+v", d)
 	}
 	mB.none(300 * time.Millisecond)
 	// B's visitor with the same visitor id is a different visitor.
-	convB := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "B", "v1"), nil), http.StatusCreated).obj("conversation")
+	convB := openConversation(t, e, token(t, auth.Visitor, "B", "v1"), "v1")
 	if convB["id"] == conv["id"] {
 		t.Fatal("org B got org A's conversation")
 	}
@@ -219,7 +219,7 @@ func TestRESTSeqAndCount(t *testing.T) {
 	e := start(t, func(c *config.Config) { c.API.MaxMessagesCount, c.API.MessagesCountLimit = 2, 4 })
 	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "m1")
 	manager := e.onDuty(mTok, "manager-m1")
-	convID := fmt.Sprint(want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated).obj("conversation")["id"])
+	convID := fmt.Sprint(openConversation(t, e, vTok, "v1")["id"])
 	manager.next()
 	manager.mustSubscribe("orgs/shop/conversations/" + convID)
 	for i := 1; i <= 5; i++ {

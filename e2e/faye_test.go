@@ -541,8 +541,8 @@ func TestFayeClientJS(t *testing.T) {
 func TestFayeAnonymousSwitch(t *testing.T) {
 	e := fayeEnv(t, func(c *config.Config) { c.Auth.AnonymousOrg = "shop" })
 	e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
-	conv := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")
-	other := want(t, e.post("/chat/service/v2", token(t, auth.Visitor, "shop", "v2"), nil), http.StatusCreated).obj("conversation")
+	conv := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")
+	other := openConversation(t, e, token(t, auth.Visitor, "shop", "v2"), "v2")
 
 	cid := e.handshake("")
 	sub := func(ch string) string {

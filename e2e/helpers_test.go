@@ -159,6 +159,13 @@ func (e *env) post(path, tok string, body any) reply {
 	return e.call(http.MethodPost, path, tok, body)
 }
 
+// openConversation opens the conversation of visitor with tok, a visitor's or a manager's
+// token, and fails the test unless it is a new one (201).
+func openConversation(t testing.TB, e *env, tok, visitor string) map[string]any {
+	t.Helper()
+	return want(t, e.post("/chat/service/"+visitor, tok, nil), http.StatusCreated).obj("conversation")
+}
+
 // want fails the test unless r has the status.
 func want(t testing.TB, r reply, status int) reply {
 	t.Helper()

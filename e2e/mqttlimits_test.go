@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -28,7 +27,7 @@ import (
 func TestMQTTWillACL(t *testing.T) {
 	e := start(t)
 	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
-	convID := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")["id"].(string)
+	convID := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")["id"].(string)
 	conv := "orgs/shop/conversations/" + convID
 	m.next() // the new conversation, on the service channel
 	m.mustSubscribe(conv)
