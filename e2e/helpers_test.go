@@ -283,7 +283,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // startProcess starts cmd with its stderr on the test's, killed when the test ends; it returns
 // cmd's stdout and a channel that receives cmd's exit.
-func startProcess(t *testing.T, cmd *exec.Cmd) (io.ReadCloser, <-chan error) {
+func startProcess(t testing.TB, cmd *exec.Cmd) (io.ReadCloser, <-chan error) {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
