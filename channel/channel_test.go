@@ -167,3 +167,14 @@ func FuzzTopicMapping(f *testing.F) {
 		}
 	})
 }
+
+func TestValidNodeName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"node-1": true, "a": true, strings.Repeat("n", 32): true,
+		"": false, strings.Repeat("n", 33): false, "Node-1": false, "node_1": false, "node.1": false,
+	} {
+		if got := ValidNodeName(name); got != want {
+			t.Errorf("ValidNodeName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -74,7 +74,16 @@ func ServiceOf(v string) string { return "/service/" + v }
 // ConversationOf is the message channel of conversation c.
 func ConversationOf(c string) string { return "/conversations/" + c }
 
-// ConversationSubOf is a sub-channel of conversation c, such as "receipts".
+// The sub-channels of a conversation (/conversations/C/<sub>). Participants may publish to
+// SubTyping and SubPost only; the server alone publishes receipts and status changes.
+const (
+	SubTyping   = "typing"   // typing events, passed to the other side as they are
+	SubPost     = "post"     // a message to store: a command the doors hand to chat's PostMessage
+	SubReceipts = "receipts" // read receipts
+	SubStatus   = "status"   // the conversation changed: assigned, moved, closed, erased
+)
+
+// ConversationSubOf is a sub-channel of conversation c, such as SubReceipts.
 func ConversationSubOf(c, sub string) string { return "/conversations/" + c + "/" + sub }
 
 // RepliesOf is the channel where an identity gets the answers to its MQTT commands.

@@ -52,13 +52,6 @@ func (s *Service) CanSubscribe(ctx context.Context, id auth.Identity, name strin
 	return Forbidden("%s may not subscribe to %s", id.Role, name)
 }
 
-// Sub-channels of a conversation its participants may publish to: typing events go to the
-// other side as they are; a post is a command that the MQTT door stores through PostMessage.
-const (
-	Typing = "typing"
-	Post   = "post"
-)
-
 // CanPublish decides whether id may publish to the channel name of its org. Chat messages are
 // created only through PostMessage, never by a raw publish; a service may publish anywhere.
 func (s *Service) CanPublish(ctx context.Context, id auth.Identity, name string) error {
@@ -66,7 +59,7 @@ func (s *Service) CanPublish(ctx context.Context, id auth.Identity, name string)
 		return nil
 	}
 	ch := channel.Classify(name)
-	if ch.Kind == channel.ConversationSub && (ch.Sub == Typing || ch.Sub == Post) {
+	if ch.Kind == channel.ConversationSub && (ch.Sub == channel.SubTyping || ch.Sub == channel.SubPost) {
 		c, err := s.conversationMeta(ctx, id, ch.ID)
 		if err != nil {
 			return err

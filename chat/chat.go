@@ -502,7 +502,7 @@ func (s *Service) MarkRead(ctx context.Context, id auth.Identity, convID, msgID 
 	if m, err = s.store.MarkRead(ctx, msgID, s.now()); err != nil {
 		return store.Message{}, storeErr(err, errMessageNotFound)
 	}
-	s.publish(c.OrgID, channel.ConversationSubOf(c.ID, "receipts"), messageEvent{"receipt", m})
+	s.publish(c.OrgID, channel.ConversationSubOf(c.ID, channel.SubReceipts), messageEvent{"receipt", m})
 	return m, nil
 }
 
@@ -533,7 +533,7 @@ func (s *Service) close(ctx context.Context, c store.Conversation) (store.Conver
 	if err != nil {
 		return c, storeErr(err, errConversationNotFound)
 	}
-	s.publish(c.OrgID, channel.ConversationSubOf(c.ID, "status"), conversationEvent{"conversation", c})
+	s.publish(c.OrgID, channel.ConversationSubOf(c.ID, channel.SubStatus), conversationEvent{"conversation", c})
 	if freed {
 		s.DutyChanged(c.OrgID) // its manager has room for a pending one
 	}

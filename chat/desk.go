@@ -195,7 +195,7 @@ func (s *Service) moveTo(ctx context.Context, c store.Conversation, to string) (
 	}
 	s.convs.put(moved)
 	s.publish(moved.OrgID, channel.ServiceOf(moved.VisitorID), conversationEvent{"conversation", moved})
-	s.publish(moved.OrgID, channel.ConversationSubOf(moved.ID, "status"), conversationEvent{"conversation", moved})
+	s.publish(moved.OrgID, channel.ConversationSubOf(moved.ID, channel.SubStatus), conversationEvent{"conversation", moved})
 	s.log.Info("conversation assigned", "org", moved.OrgID, "conversation", moved.ID, "from", c.ManagerID, "to", to)
 	return moved, nil
 }

@@ -1,5 +1,5 @@
 // Package config loads the server's one typed configuration: the embedded defaults
-// (configs/chat-server.yaml), then an optional file, then CHAT_* environment variables.
+// (defaults.yaml), then an optional file, then CHAT_* environment variables.
 package config
 
 import (
@@ -17,7 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/convead/chat-server/configs"
+	"github.com/convead/chat-server/channel"
 )
 
 // EnvPrefix starts every environment override: CHAT_ + the key in upper case, dots as underscores.
@@ -164,21 +164,6 @@ type Cluster struct {
 // Enabled reports whether the node runs in cluster mode.
 func (c Cluster) Enabled() bool { return c.NATSURL != "" }
 
-// validNodeName: a node name travels in Faye client ids and NATS subjects, so it is a short
-// DNS-like label.
-func validNodeName(s string) bool {
-	if len(s) == 0 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // validPrefix: one or more NATS tokens of [A-Za-z0-9_-], dot-separated.
 func validPrefix(s string) bool {
 	for _, tok := range strings.Split(s, ".") {
@@ -211,7 +196,7 @@ type Debug struct {
 // environment as given by lookup (os.LookupEnv in production), and validated.
 func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
 	var c Config
-	if err := decode(configs.Default, &c); err != nil {
+	if err := decode(defaultYAML, &c); err != nil {
 		return nil, fmt.Errorf("embedded defaults: %w", err)
 	}
 	if path != "" {
@@ -315,77 +300,167 @@ func setFromString(v reflect.Value, raw string) error {
 	return nil
 }
 
-// Validate reports the first setting that cannot work, naming the key to change.
+// Validate reports every setting that cannot work, each naming the key to change and its
+// environment variable. Each section checks itself; a section that depends on another is given
+// the values it needs.
 func (c *Config) Validate() error {
-	var errs []error
-	check := func(ok bool, key, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s (%s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
-		}
-	}
-	check(c.DataDir != "", "data_dir", "must not be empty")
-	check(c.HTTP.Addr != "", "http.addr", "must not be empty")
-	check(c.MQTT.Addr != "", "mqtt.addr", "must not be empty")
-	check((c.MQTT.TLSCertFile == "") == (c.MQTT.TLSKeyFile == ""), "mqtt.tls_cert_file", "set both mqtt.tls_cert_file and mqtt.tls_key_file, or neither")
-	check(c.MQTT.WSPath == "" || (strings.HasPrefix(c.MQTT.WSPath, "/") && c.MQTT.WSPath != c.Faye.Mount), "mqtt.ws_path", "must be a path such as /mqtt, other than faye.mount, or empty, got %q", c.MQTT.WSPath)
-	check(c.MQTT.QueuePerClient > 0, "mqtt.queue_per_client", "must be positive, got %d", c.MQTT.QueuePerClient)
-	check(c.MQTT.MaxPacketSize >= 128 && c.MQTT.MaxPacketSize <= 268435460, "mqtt.max_packet_size", "must be between 128 bytes and MQTT's 268435460, got %d", c.MQTT.MaxPacketSize)
-	check(c.MQTT.ConnectTimeout > 0, "mqtt.connect_timeout", "must be positive, got %s", c.MQTT.ConnectTimeout)
-	check(c.Debug.PprofAddr == "" || loopback(c.Debug.PprofAddr), "debug.pprof_addr", "must be a loopback address such as 127.0.0.1:6060, or empty, got %q", c.Debug.PprofAddr)
-	check(c.Mongo.URI == "" || c.Mongo.Database != "", "mongo.database", "must be set with mongo.uri")
-	check(c.Mongo.Timeout > 0, "mongo.timeout", "must be positive")
-	check(c.Auth.JWTSecret == "" || len(c.Auth.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 characters (or empty to generate one)")
-	_, keysErr := c.Auth.PreviousKeys()
-	check(keysErr == nil, "auth.jwt_previous_keys", "each entry is kid:secret with a secret of at least 32 characters")
-	check(len(c.Auth.JWTPreviousKeys) == 0 || c.Auth.JWTKeyID != "", "auth.jwt_kid", "must be set when auth.jwt_previous_keys is: tokens name their key by kid")
-	check(c.Auth.Leeway >= 0 && c.Auth.Leeway <= 5*time.Minute, "auth.leeway", "must be between 0 and 5m, got %s", c.Auth.Leeway)
-	check(c.API.MaxMessagesCount > 0, "api.max_messages_count", "must be positive, got %d", c.API.MaxMessagesCount)
-	check(c.API.MessagesCountLimit >= c.API.MaxMessagesCount, "api.messages_count_limit", "must be at least api.max_messages_count (%d), got %d", c.API.MaxMessagesCount, c.API.MessagesCountLimit)
-	check(c.API.SweepInterval >= 100*time.Millisecond && c.API.SweepInterval <= time.Hour, "api.sweep_interval", "must be between 100ms and 1h, got %s", c.API.SweepInterval)
-	check(c.Limits.ContentChars > 0, "limits.content_chars", "must be positive, got %d", c.Limits.ContentChars)
-	check(c.Limits.HTTPBodyBytes >= 1024, "limits.http_body_bytes", "must be at least 1024, got %d", c.Limits.HTTPBodyBytes)
-	check(strings.HasPrefix(c.Faye.Mount, "/") && len(c.Faye.Mount) > 1 && !strings.HasSuffix(c.Faye.Mount, "/"), "faye.mount", "must be a path such as /faye, got %q", c.Faye.Mount)
-	check(c.Faye.Timeout >= time.Second, "faye.timeout", "must be at least 1s, got %s", c.Faye.Timeout)
-	check(c.Faye.IdleTimeout > c.Faye.Timeout, "faye.idle_timeout", "must be longer than faye.timeout, got %s", c.Faye.IdleTimeout)
-	check(c.Faye.Ping > 0 && c.Faye.Ping < c.Faye.Timeout, "faye.ping", "must be positive and shorter than faye.timeout, got %s", c.Faye.Ping)
-	check(c.Limits.WSFrameBytes >= 1024, "limits.ws_frame_bytes", "must be at least 1024, got %d", c.Limits.WSFrameBytes)
-	check(c.Limits.BayeuxBatch > 0, "limits.bayeux_batch", "must be positive, got %d", c.Limits.BayeuxBatch)
-	check(c.Limits.ChannelsPerClient > 0, "limits.channels_per_client", "must be positive, got %d", c.Limits.ChannelsPerClient)
-	check(c.Limits.SubscriptionsPerClient > 0, "limits.subscriptions_per_client", "must be positive, got %d", c.Limits.SubscriptionsPerClient)
-	for key, v := range map[string]int{
-		"limits.connections_per_ip": c.Limits.ConnectionsPerIP, "limits.opens_per_minute_per_visitor": c.Limits.OpensPerMinutePerVisitor,
-		"limits.opens_per_minute_per_ip": c.Limits.OpensPerMinutePerIP, "limits.posts_per_minute": c.Limits.PostsPerMinute,
-		"limits.handshakes_per_minute_per_ip": c.Limits.HandshakesPerMinutePerIP, "limits.mqtt_connects_per_minute_per_ip": c.Limits.MQTTConnectsPerMinutePerIP,
+	var p problems
+	p.check(c.DataDir != "", "data_dir", "must not be empty")
+	p.check(c.ShutdownTimeout > 0, "shutdown_timeout", "must be positive")
+	errs := []error(p)
+	for _, section := range [][]error{
+		c.HTTP.validate(),
+		c.MQTT.validate(c.Faye.Mount),
+		c.Debug.validate(),
+		c.Mongo.validate(),
+		c.Auth.validate(),
+		c.API.validate(),
+		c.Limits.validate(),
+		c.Faye.validate(),
+		c.Log.validate(),
+		c.Web.validate(),
+		c.Cluster.validate(c.Mongo.URI, c.Auth.JWTSecret),
+		c.Metrics.validate(c.Faye.Mount, c.MQTT.WSPath),
 	} {
-		check(v >= 0, key, "must be 0 (off) or more, got %d", v)
-	}
-	check(c.Limits.QueuePerClient > 0, "limits.queue_per_client", "must be positive, got %d", c.Limits.QueuePerClient)
-	check(c.ShutdownTimeout > 0, "shutdown_timeout", "must be positive")
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		check(false, "log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
-	}
-	check(c.Web.Demo == "auto" || c.Web.Demo == "on" || c.Web.Demo == "off", "web.demo", "must be auto, on or off, got %q", c.Web.Demo)
-	if c.Cluster.Enabled() {
-		check(c.Mongo.URI != "", "mongo.uri", "cluster mode (cluster.nats_url) needs a store all nodes share: set mongo.uri to a MongoDB replica set or sharded cluster; the embedded store belongs to one node")
-		check(c.Auth.JWTSecret != "", "auth.jwt_secret", "cluster mode (cluster.nats_url) needs the same secret on every node: a generated one would be this node's alone")
-		check(validNodeName(c.Cluster.NodeName), "cluster.node_name", "must be 1-32 characters of [a-z0-9-], unique per node, got %q", c.Cluster.NodeName)
-		check(validPrefix(c.Cluster.SubjectPrefix), "cluster.subject_prefix", "must be NATS tokens of [A-Za-z0-9_-] separated by dots, got %q", c.Cluster.SubjectPrefix)
-		check(c.Cluster.Heartbeat > 0, "cluster.heartbeat", "must be positive, got %s", c.Cluster.Heartbeat)
-		check(c.Cluster.NodeTimeout > 2*c.Cluster.Heartbeat, "cluster.node_timeout", "must be more than twice cluster.heartbeat, got %s", c.Cluster.NodeTimeout)
-	}
-	check(c.Log.Format == "json" || c.Log.Format == "text", "log.format", "must be json or text, got %q", c.Log.Format)
-	if c.Metrics.Enabled {
-		check(strings.HasPrefix(c.Metrics.Path, "/") && c.Metrics.Path != c.Faye.Mount && !strings.HasPrefix(c.Metrics.Path, c.Faye.Mount+"/") && c.Metrics.Path != c.MQTT.WSPath,
-			"metrics.path", "must be a path such as /metrics, outside faye.mount and other than mqtt.ws_path, got %q", c.Metrics.Path)
-		check(len(c.Metrics.AllowedIPs) > 0, "metrics.allowed_ips", "must list who may scrape (e.g. 10.0.0.0/8; 0.0.0.0/0 and ::/0 for anyone), or set metrics.enabled false")
-		for _, ip := range c.Metrics.AllowedIPs {
-			_, err := ParseNet(ip)
-			check(err == nil, "metrics.allowed_ips", "%q is neither an address nor a network such as 10.0.0.0/8", ip)
-		}
+		errs = append(errs, section...)
 	}
 	return errors.Join(errs...)
+}
+
+// problems collects the settings that cannot work.
+type problems []error
+
+// check records the problem with key unless ok: "key (CHAT_KEY): what is wrong".
+func (p *problems) check(ok bool, key, format string, args ...any) {
+	if !ok {
+		*p = append(*p, fmt.Errorf("%s (%s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
+	}
+}
+
+func (h HTTP) validate() []error {
+	var p problems
+	p.check(h.Addr != "", "http.addr", "must not be empty")
+	return p
+}
+
+// validate needs faye.mount: the MQTT websocket path shares the HTTP port with it.
+func (m MQTT) validate(fayeMount string) []error {
+	var p problems
+	p.check(m.Addr != "", "mqtt.addr", "must not be empty")
+	p.check((m.TLSCertFile == "") == (m.TLSKeyFile == ""), "mqtt.tls_cert_file", "set both mqtt.tls_cert_file and mqtt.tls_key_file, or neither")
+	p.check(m.WSPath == "" || (strings.HasPrefix(m.WSPath, "/") && m.WSPath != fayeMount), "mqtt.ws_path", "must be a path such as /mqtt, other than faye.mount, or empty, got %q", m.WSPath)
+	p.check(m.QueuePerClient > 0, "mqtt.queue_per_client", "must be positive, got %d", m.QueuePerClient)
+	p.check(m.MaxPacketSize >= 128 && m.MaxPacketSize <= 268435460, "mqtt.max_packet_size", "must be between 128 bytes and MQTT's 268435460, got %d", m.MaxPacketSize)
+	p.check(m.ConnectTimeout > 0, "mqtt.connect_timeout", "must be positive, got %s", m.ConnectTimeout)
+	return p
+}
+
+func (d Debug) validate() []error {
+	var p problems
+	p.check(d.PprofAddr == "" || loopback(d.PprofAddr), "debug.pprof_addr", "must be a loopback address such as 127.0.0.1:6060, or empty, got %q", d.PprofAddr)
+	return p
+}
+
+func (m Mongo) validate() []error {
+	var p problems
+	p.check(m.URI == "" || m.Database != "", "mongo.database", "must be set with mongo.uri")
+	p.check(m.Timeout > 0, "mongo.timeout", "must be positive")
+	return p
+}
+
+func (a Auth) validate() []error {
+	var p problems
+	p.check(a.JWTSecret == "" || len(a.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 characters (or empty to generate one)")
+	_, keysErr := a.PreviousKeys()
+	p.check(keysErr == nil, "auth.jwt_previous_keys", "each entry is kid:secret with a secret of at least 32 characters")
+	p.check(len(a.JWTPreviousKeys) == 0 || a.JWTKeyID != "", "auth.jwt_kid", "must be set when auth.jwt_previous_keys is: tokens name their key by kid")
+	p.check(a.Leeway >= 0 && a.Leeway <= 5*time.Minute, "auth.leeway", "must be between 0 and 5m, got %s", a.Leeway)
+	return p
+}
+
+func (a API) validate() []error {
+	var p problems
+	p.check(a.MaxMessagesCount > 0, "api.max_messages_count", "must be positive, got %d", a.MaxMessagesCount)
+	p.check(a.MessagesCountLimit >= a.MaxMessagesCount, "api.messages_count_limit", "must be at least api.max_messages_count (%d), got %d", a.MaxMessagesCount, a.MessagesCountLimit)
+	p.check(a.SweepInterval >= 100*time.Millisecond && a.SweepInterval <= time.Hour, "api.sweep_interval", "must be between 100ms and 1h, got %s", a.SweepInterval)
+	return p
+}
+
+func (l Limits) validate() []error {
+	var p problems
+	p.check(l.ContentChars > 0, "limits.content_chars", "must be positive, got %d", l.ContentChars)
+	p.check(l.HTTPBodyBytes >= 1024, "limits.http_body_bytes", "must be at least 1024, got %d", l.HTTPBodyBytes)
+	p.check(l.WSFrameBytes >= 1024, "limits.ws_frame_bytes", "must be at least 1024, got %d", l.WSFrameBytes)
+	p.check(l.BayeuxBatch > 0, "limits.bayeux_batch", "must be positive, got %d", l.BayeuxBatch)
+	p.check(l.ChannelsPerClient > 0, "limits.channels_per_client", "must be positive, got %d", l.ChannelsPerClient)
+	p.check(l.SubscriptionsPerClient > 0, "limits.subscriptions_per_client", "must be positive, got %d", l.SubscriptionsPerClient)
+	for key, v := range map[string]int{
+		"limits.connections_per_ip": l.ConnectionsPerIP, "limits.opens_per_minute_per_visitor": l.OpensPerMinutePerVisitor,
+		"limits.opens_per_minute_per_ip": l.OpensPerMinutePerIP, "limits.posts_per_minute": l.PostsPerMinute,
+		"limits.handshakes_per_minute_per_ip": l.HandshakesPerMinutePerIP, "limits.mqtt_connects_per_minute_per_ip": l.MQTTConnectsPerMinutePerIP,
+	} {
+		p.check(v >= 0, key, "must be 0 (off) or more, got %d", v)
+	}
+	p.check(l.QueuePerClient > 0, "limits.queue_per_client", "must be positive, got %d", l.QueuePerClient)
+	return p
+}
+
+func (f Faye) validate() []error {
+	var p problems
+	p.check(strings.HasPrefix(f.Mount, "/") && len(f.Mount) > 1 && !strings.HasSuffix(f.Mount, "/"), "faye.mount", "must be a path such as /faye, got %q", f.Mount)
+	p.check(f.Timeout >= time.Second, "faye.timeout", "must be at least 1s, got %s", f.Timeout)
+	p.check(f.IdleTimeout > f.Timeout, "faye.idle_timeout", "must be longer than faye.timeout, got %s", f.IdleTimeout)
+	p.check(f.Ping > 0 && f.Ping < f.Timeout, "faye.ping", "must be positive and shorter than faye.timeout, got %s", f.Ping)
+	return p
+}
+
+func (l Log) validate() []error {
+	var p problems
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.check(false, "log.level", "must be debug, info, warn or error, got %q", l.Level)
+	}
+	p.check(l.Format == "json" || l.Format == "text", "log.format", "must be json or text, got %q", l.Format)
+	return p
+}
+
+func (w Web) validate() []error {
+	var p problems
+	p.check(w.Demo == "auto" || w.Demo == "on" || w.Demo == "off", "web.demo", "must be auto, on or off, got %q", w.Demo)
+	return p
+}
+
+// validate needs mongo.uri and auth.jwt_secret: every node of a cluster must share the store
+// and the token secret.
+func (c Cluster) validate(mongoURI, jwtSecret string) []error {
+	if !c.Enabled() {
+		return nil
+	}
+	var p problems
+	p.check(mongoURI != "", "mongo.uri", "cluster mode (cluster.nats_url) needs a store all nodes share: set mongo.uri to a MongoDB replica set or sharded cluster; the embedded store belongs to one node")
+	p.check(jwtSecret != "", "auth.jwt_secret", "cluster mode (cluster.nats_url) needs the same secret on every node: a generated one would be this node's alone")
+	p.check(channel.ValidNodeName(c.NodeName), "cluster.node_name", "must be 1-32 characters of [a-z0-9-], unique per node, got %q", c.NodeName)
+	p.check(validPrefix(c.SubjectPrefix), "cluster.subject_prefix", "must be NATS tokens of [A-Za-z0-9_-] separated by dots, got %q", c.SubjectPrefix)
+	p.check(c.Heartbeat > 0, "cluster.heartbeat", "must be positive, got %s", c.Heartbeat)
+	p.check(c.NodeTimeout > 2*c.Heartbeat, "cluster.node_timeout", "must be more than twice cluster.heartbeat, got %s", c.NodeTimeout)
+	return p
+}
+
+// validate needs faye.mount and mqtt.ws_path: the endpoint shares the HTTP port with them.
+func (m Metrics) validate(fayeMount, mqttWSPath string) []error {
+	if !m.Enabled {
+		return nil
+	}
+	var p problems
+	p.check(strings.HasPrefix(m.Path, "/") && m.Path != fayeMount && !strings.HasPrefix(m.Path, fayeMount+"/") && m.Path != mqttWSPath,
+		"metrics.path", "must be a path such as /metrics, outside faye.mount and other than mqtt.ws_path, got %q", m.Path)
+	p.check(len(m.AllowedIPs) > 0, "metrics.allowed_ips", "must list who may scrape (e.g. 10.0.0.0/8; 0.0.0.0/0 and ::/0 for anyone), or set metrics.enabled false")
+	for _, ip := range m.AllowedIPs {
+		_, err := ParseNet(ip)
+		p.check(err == nil, "metrics.allowed_ips", "%q is neither an address nor a network such as 10.0.0.0/8", ip)
+	}
+	return p
 }
 
 // ParseNet parses a network in CIDR notation, or a single address as a network of one.

@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/convead/chat-server/configs"
 )
 
 // TestDeployExample loads the cluster example of deploy/cluster exactly as each node does
@@ -66,8 +64,8 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	var defaults map[string]any
-	if err := yaml.Unmarshal(configs.Default, &defaults); err != nil {
-		t.Fatalf("configs/chat-server.yaml: %v", err)
+	if err := yaml.Unmarshal(defaultYAML, &defaults); err != nil {
+		t.Fatalf("config/defaults.yaml: %v", err)
 	}
 	type doc struct{ env, def string }
 	rows := map[string]doc{}
@@ -111,18 +109,18 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 		for _, part := range strings.Split(key, ".") {
 			m, _ := v.(map[string]any)
 			if v, ok = m[part]; !ok {
-				t.Errorf("configs/chat-server.yaml does not set %s", key)
+				t.Errorf("config/defaults.yaml does not set %s", key)
 				return
 			}
 		}
 		switch {
 		case strings.HasPrefix(d.def, "`"):
 			if want := strings.Trim(d.def, "`"); fmt.Sprint(v) != want {
-				t.Errorf("README.md gives %s the default %s, configs/chat-server.yaml %v", key, want, v)
+				t.Errorf("README.md gives %s the default %s, config/defaults.yaml %v", key, want, v)
 			}
 		case d.def == "empty" || strings.HasPrefix(d.def, "empty ") || d.def == "none":
 			if v != nil && fmt.Sprint(v) != "" && fmt.Sprint(v) != "[]" {
-				t.Errorf("README.md says %s is %s by default, configs/chat-server.yaml sets %v", key, d.def, v)
+				t.Errorf("README.md says %s is %s by default, config/defaults.yaml sets %v", key, d.def, v)
 			}
 		}
 	}, nil)

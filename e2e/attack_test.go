@@ -20,9 +20,8 @@ import (
 // TestMQTTACLAttacks tries what a hostile MQTT client would.
 func TestMQTTACLAttacks(t *testing.T) {
 	e := start(t)
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
-	conv := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")
+	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
+	conv := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")
 	m.next()
 	convID := fmt.Sprint(conv["id"])
 	ownTopic := "orgs/shop/conversations/" + convID
@@ -82,8 +81,7 @@ func TestMQTTConnectAttacks(t *testing.T) {
 		}
 	}
 	// A client id held by a manager cannot be taken over by a visitor.
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "shared-id")
-	m.mustSubscribe("orgs/shop/service/+")
+	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "shared-id")
 	if _, err := e.connect(token(t, auth.Visitor, "shop", "v1"), "shared-id"); err == nil {
 		t.Fatal("a visitor took over a manager's client id")
 	}
@@ -105,9 +103,8 @@ func TestRESTBadInput(t *testing.T) {
 		c.HTTP.AllowedOrigins = []string{"https://shop.example"}
 	})
 	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "m1")
-	m := e.mustConnect(mTok, "m1")
-	m.mustSubscribe("orgs/shop/service/+")
-	convID := fmt.Sprint(want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated).obj("conversation")["id"])
+	e.onDuty(mTok, "m1")
+	convID := fmt.Sprint(openConversation(t, e, vTok, "v1")["id"])
 	post := "/chat/conversation/" + convID
 	algNone := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
 		base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"v1","role":"visitor","org":"shop","exp":%d}`, time.Now().Add(time.Hour).Unix()))) + "."
@@ -217,8 +214,7 @@ func TestTokensNeverLogged(t *testing.T) {
 	forged, _ := auth.Issue([]byte("another-secret-another-secret-xx"), auth.Identity{Subject: "v1", Role: auth.Visitor, Org: "shop"}, time.Hour, time.Now())
 	tokens := map[string]string{"good": good, "expired": expired, "forged": forged}
 
-	m := e.mustConnect(good, "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	m := e.onDuty(good, "m1")
 	m.subscribe("orgs/other/#")
 	for _, tok := range []string{expired, forged} {
 		_, _ = e.connect(tok, "bad")

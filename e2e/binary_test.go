@@ -10,9 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestBinary runs the real chat-server binary as an operator would: embedded defaults, ports
@@ -77,7 +75,7 @@ func TestBinary(t *testing.T) {
 	if r := e.post("/chat/service/visitor42", vis, nil); r.errCode() != "chat_offline" {
 		t.Fatalf("nobody on duty: %s", r.raw)
 	}
-	conv := want(t, e.post("/chat/service/visitor42", mgr, nil), http.StatusCreated).obj("conversation")
+	conv := openConversation(t, e, mgr, "visitor42")
 	cid := fmt.Sprint(conv["id"])
 	m1 := want(t, e.post("/chat/conversation/"+cid, vis, map[string]any{"content": "Hello!", "client_message_id": "a1"}), http.StatusCreated).obj("message")
 	want(t, e.post("/chat/conversation/"+cid, mgr, "content=Hi%2C+how+can+I+help%3F"), http.StatusCreated)
@@ -89,17 +87,7 @@ func TestBinary(t *testing.T) {
 	want(t, e.post("/chat/notifications/visitor42", svc, map[string]any{"notification": map[string]any{"title": "Sale"}}), http.StatusCreated)
 	want(t, e.post("/chat/conversation/"+cid+"/close", mgr, nil), http.StatusOK)
 
-	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("no exit within 15s of SIGTERM")
-	}
+	stopGracefully(t, srv.Process, exited)
 }
 
 func TestBinaryRefusesBadConfig(t *testing.T) {

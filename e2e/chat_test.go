@@ -18,8 +18,7 @@ func TestChatFlow(t *testing.T) {
 	e := start(t)
 	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "m1")
 
-	manager := e.mustConnect(mTok, "manager-m1")
-	manager.mustSubscribe("orgs/shop/service/+") // on duty from the SUBACK on
+	manager := e.onDuty(mTok, "manager-m1")
 	visitor := e.mustConnect(vTok, "widget-v1")
 	visitor.mustSubscribe("orgs/shop/service/v1")
 	visitor.mustSubscribe("orgs/shop/notifications/v1")
@@ -120,8 +119,7 @@ func TestDutyFollowsSubscription(t *testing.T) {
 	if r := open("v1"); r.status != http.StatusUnprocessableEntity || r.errCode() != "chat_offline" || r.obj("error")["message"] != "Back at 9" {
 		t.Fatalf("nobody on duty: %d %s", r.status, r.raw)
 	}
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
 	want(t, open("v1"), http.StatusCreated)
 
 	// Unsubscribing takes the manager off duty at once.
@@ -140,8 +138,7 @@ func TestDutyFollowsSubscription(t *testing.T) {
 
 	// Capacity: a registered manager with capacity 1 already holding v1 is skipped.
 	want(t, e.call(http.MethodPut, "/admin/orgs/shop/managers/m2", svcTok, map[string]any{"name": "Ann", "capacity": 1}), http.StatusOK)
-	m2 := e.mustConnect(token(t, auth.Manager, "shop", "m2"), "m2")
-	m2.mustSubscribe("orgs/shop/service/+")
+	e.onDuty(token(t, auth.Manager, "shop", "m2"), "m2")
 	if r := open("v5"); r.status != http.StatusCreated || r.obj("conversation")["manager_id"] != "m2" {
 		t.Fatalf("m2 should take v5: %s", r.raw)
 	}
@@ -163,13 +160,13 @@ func TestOrgIsolation(t *testing.T) {
 			t.Errorf("manager of B subscribing %s: SUBACK 0x%x, want 0x80", f, code)
 		}
 	}
-	conv := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "A", "v1"), nil), http.StatusCreated).obj("conversation")
+	conv := openConversation(t, e, token(t, auth.Visitor, "A", "v1"), "v1")
 	if d := mA.next(); d.topic != "orgs/A/service/v1" {
 		t.Fatalf("manager of A got %+v", d)
 	}
 	mB.none(300 * time.Millisecond)
 	// B's visitor with the same visitor id is a different visitor.
-	convB := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "B", "v1"), nil), http.StatusCreated).obj("conversation")
+	convB := openConversation(t, e, token(t, auth.Visitor, "B", "v1"), "v1")
 	if convB["id"] == conv["id"] {
 		t.Fatal("org B got org A's conversation")
 	}
@@ -190,8 +187,7 @@ func TestOrgIsolation(t *testing.T) {
 
 func TestAnonymousSwitch(t *testing.T) {
 	e := start(t, func(c *config.Config) { c.Auth.AnonymousOrg = "shop" })
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
 	visitor := map[string]any{"sender": map[string]string{"type": "visitor", "id": "v1"}}
 	conv := want(t, e.post("/chat/service/v1", "", visitor), http.StatusCreated).obj("conversation")
 	if conv["org_id"] != "shop" {
@@ -222,9 +218,8 @@ func TestAnonymousSwitch(t *testing.T) {
 func TestRESTSeqAndCount(t *testing.T) {
 	e := start(t, func(c *config.Config) { c.API.MaxMessagesCount, c.API.MessagesCountLimit = 2, 4 })
 	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "m1")
-	manager := e.mustConnect(mTok, "manager-m1")
-	manager.mustSubscribe("orgs/shop/service/+")
-	convID := fmt.Sprint(want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated).obj("conversation")["id"])
+	manager := e.onDuty(mTok, "manager-m1")
+	convID := fmt.Sprint(openConversation(t, e, vTok, "v1")["id"])
 	manager.next()
 	manager.mustSubscribe("orgs/shop/conversations/" + convID)
 	for i := 1; i <= 5; i++ {

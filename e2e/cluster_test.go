@@ -362,8 +362,7 @@ func TestClusterNATSOutage(t *testing.T) {
 	n1, n2 := nodes[0], nodes[1]
 	vTok, mTok := token(t, auth.Visitor, "shop", "v1"), token(t, auth.Manager, "shop", "anna")
 
-	anna := n2.mustConnect(mTok, "anna-app")
-	anna.mustSubscribe("orgs/shop/service/+")
+	n2.onDuty(mTok, "anna-app")
 	conv := openWith(t, n1.env, vTok, "v1")
 	cid := fmt.Sprint(conv["id"])
 	widget := newLPClient(t, vTok, false, n1.base)

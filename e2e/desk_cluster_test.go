@@ -32,8 +32,7 @@ func TestClusterDesk(t *testing.T) {
 		t.Fatalf("conversation assigned to %v, want anna (the only one on duty)", conv["manager_id"])
 	}
 	anna.nextOn("/service/v1") // the opening
-	bob := n2.mustConnect(bTok, "bob-app")
-	bob.mustSubscribe("orgs/shop/service/+")
+	bob := n2.onDuty(bTok, "bob-app")
 	annaConv := newLPClient(t, aTok, false, n1.base)
 	annaConv.start("/conversations/" + cid)
 	annaApp := n2.mustConnect(aTok, "anna-app")

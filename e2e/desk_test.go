@@ -143,7 +143,7 @@ func TestDeskListing(t *testing.T) {
 	otherMgr, otherSvc := token(t, auth.Manager, "other", "om"), token(t, auth.Service, "other", "s")
 	var theirs []string
 	for _, v := range []string{"o1", "o2"} {
-		theirs = append(theirs, fmt.Sprint(want(t, e.post("/chat/service/"+v, otherMgr, nil), http.StatusCreated).obj("conversation")["id"]))
+		theirs = append(theirs, fmt.Sprint(openConversation(t, e, otherMgr, v)["id"]))
 	}
 	foreign := fmt.Sprint(want(t, e.get("/chat/conversations?limit=1", otherSvc), http.StatusOK).body["next_cursor"])
 	got, ids := items(t, want(t, e.get("/chat/conversations?cursor="+url.QueryEscape(foreign), svc), http.StatusOK))

@@ -52,14 +52,10 @@ func runServer(t testing.TB, bin, dir string, env []string) *process {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, exited := startProcess(t, cmd)
 	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
+	go func() { <-exited; close(p.done) }()
+	t.Cleanup(func() { p.kill() }) // runs first, and waits: the data folder goes once the process has
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
 		if bytes.Contains(lines.Bytes(), []byte(`"chat server ready"`)) {

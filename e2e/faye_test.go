@@ -540,10 +540,9 @@ func TestFayeClientJS(t *testing.T) {
 // organisation — the one whose channel it subscribes to first, and nothing more.
 func TestFayeAnonymousSwitch(t *testing.T) {
 	e := fayeEnv(t, func(c *config.Config) { c.Auth.AnonymousOrg = "shop" })
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
-	conv := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")
-	other := want(t, e.post("/chat/service/v2", token(t, auth.Visitor, "shop", "v2"), nil), http.StatusCreated).obj("conversation")
+	e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
+	conv := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")
+	other := openConversation(t, e, token(t, auth.Visitor, "shop", "v2"), "v2")
 
 	cid := e.handshake("")
 	sub := func(ch string) string {

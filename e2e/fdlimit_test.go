@@ -119,15 +119,5 @@ func TestFDExhaustion(t *testing.T) {
 	}
 	e.mustConnect(token(t, auth.Visitor, "shop1", "v1"), "v1").close()
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("no exit within 15s of SIGTERM")
-	}
+	stopGracefully(t, cmd.Process, exited)
 }

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/config"
+	"github.com/convead/chat-server/internal/testkit"
 	"github.com/convead/chat-server/server"
 )
 
@@ -32,18 +33,7 @@ type env struct {
 	mqtt string // tcp://127.0.0.1:port
 	cfg  *config.Config
 	srv  *server.Server
-	once sync.Once
-}
-
-// stop shuts the node down (at most once; the test's cleanup calls it too).
-func (e *env) stop() {
-	e.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.srv.Shutdown(ctx); err != nil {
-			e.t.Errorf("shutdown: %v", err)
-		}
-	})
+	stop func() // shuts the node down, at most once; the test's cleanup calls it too
 }
 
 // restart stops the node and starts a new one on the same configuration: same data folder,
@@ -67,13 +57,7 @@ func start(t testing.TB, opts ...func(*config.Config)) *env {
 // test secret, changed by opts.
 func testConfig(t testing.TB, opts ...func(*config.Config)) *config.Config {
 	t.Helper()
-	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Addr, cfg.MQTT.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Auth.JWTSecret = secret
+	cfg := testkit.Config(t, secret)
 	for _, o := range opts {
 		o(cfg)
 	}
@@ -87,16 +71,8 @@ func startConfig(t testing.TB, cfg *config.Config) *env {
 
 func startLogged(t testing.TB, cfg *config.Config, log *slog.Logger) *env {
 	t.Helper()
-	srv, err := server.New(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, base: "http://" + srv.HTTPAddr().String(), mqtt: "tcp://" + srv.MQTTAddr().String(), cfg: cfg, srv: srv}
-	t.Cleanup(e.stop)
-	return e
+	srv, stop := testkit.Start(t, cfg, log)
+	return &env{t: t, base: "http://" + srv.HTTPAddr().String(), mqtt: "tcp://" + srv.MQTTAddr().String(), cfg: cfg, srv: srv, stop: stop}
 }
 
 // token signs a token valid for an hour, or from the given offset (a negative one makes an
@@ -183,6 +159,13 @@ func (e *env) post(path, tok string, body any) reply {
 	return e.call(http.MethodPost, path, tok, body)
 }
 
+// openConversation opens the conversation of visitor with tok, a visitor's or a manager's
+// token, and fails the test unless it is a new one (201).
+func openConversation(t testing.TB, e *env, tok, visitor string) map[string]any {
+	t.Helper()
+	return want(t, e.post("/chat/service/"+visitor, tok, nil), http.StatusCreated).obj("conversation")
+}
+
 // want fails the test unless r has the status.
 func want(t testing.TB, r reply, status int) reply {
 	t.Helper()
@@ -229,6 +212,15 @@ func (e *env) mustConnect(tok, clientID string) *client {
 		e.t.Fatalf("connect %s: %v", clientID, err)
 	}
 	return cl
+}
+
+// onDuty connects a manager's MQTT client and subscribes it to every service channel of
+// organisation shop: the manager is on duty from the SUBACK on.
+func (e *env) onDuty(tok, clientID string) *client {
+	e.t.Helper()
+	m := e.mustConnect(tok, clientID)
+	m.mustSubscribe("orgs/shop/service/+")
+	return m
 }
 
 func (c *client) close() { c.once.Do(func() { c.c.Disconnect(100) }) }
@@ -291,7 +283,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // startProcess starts cmd with its stderr on the test's, killed when the test ends; it returns
 // cmd's stdout and a channel that receives cmd's exit.
-func startProcess(t *testing.T, cmd *exec.Cmd) (io.ReadCloser, <-chan error) {
+func startProcess(t testing.TB, cmd *exec.Cmd) (io.ReadCloser, <-chan error) {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -305,4 +297,21 @@ func startProcess(t *testing.T, cmd *exec.Cmd) (io.ReadCloser, <-chan error) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return stdout, exited
+}
+
+// stopGracefully sends SIGTERM to a process startProcess started and fails the test unless it
+// exits with status 0 within 15 s.
+func stopGracefully(t *testing.T, p *os.Process, exited <-chan error) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15s of SIGTERM")
+	}
 }

@@ -28,8 +28,7 @@ func TestRateLimits(t *testing.T) {
 		c.Limits.HandshakesPerMinutePerIP = 3
 	})
 	mTok := token(t, auth.Manager, "shop", "m1")
-	m := e.mustConnect(mTok, "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	e.onDuty(mTok, "m1")
 
 	vTok := token(t, auth.Visitor, "shop", "v1")
 	want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated)
@@ -38,7 +37,7 @@ func TestRateLimits(t *testing.T) {
 	if r.status != http.StatusTooManyRequests || r.errCode() != "rate_limited" {
 		t.Fatalf("3rd open of one visitor: %d %s", r.status, r.raw)
 	}
-	conv := want(t, e.post("/chat/service/v2", token(t, auth.Visitor, "shop", "v2"), nil), http.StatusCreated).obj("conversation")
+	conv := openConversation(t, e, token(t, auth.Visitor, "shop", "v2"), "v2")
 	if r := e.post("/chat/service/v3", token(t, auth.Visitor, "shop", "v3"), nil); r.status != http.StatusTooManyRequests {
 		t.Fatalf("5th open from one address: %d %s", r.status, r.raw)
 	}

@@ -98,8 +98,7 @@ func TestMetricsFollowChatFlow(t *testing.T) {
 	vTok, mTok := token(t, auth.Visitor, "shop", visitor), token(t, auth.Manager, "shop", manager)
 	before := e.mustScrape()
 
-	mq := e.mustConnect(mTok, "app-"+manager)
-	mq.mustSubscribe("orgs/shop/service/+") // on duty
+	mq := e.onDuty(mTok, "app-"+manager)
 
 	ws := e.dialFaye()
 	call := func(s string) []map[string]any { return wsCall(t, ws, s) }

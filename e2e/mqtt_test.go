@@ -195,7 +195,7 @@ func TestMQTT5AppWithFayeWidget(t *testing.T) {
 		_, r, _ := e.bayeux(`[{"channel":"/meta/connect","clientId":"` + cid + `"` + ext + `,"connectionType":"long-polling"}]`)
 		return r[1:]
 	}
-	conv := want(t, e.post("/chat/service/v1", vTok, nil), http.StatusCreated).obj("conversation")
+	conv := openConversation(t, e, vTok, "v1")
 	convID := conv["id"].(string)
 	if m := app.next("orgs/shop/service/v1"); m["conversation"].(map[string]any)["id"] != convID {
 		t.Fatalf("app got %v", m)
@@ -251,9 +251,8 @@ func TestMQTT5AppWithFayeWidget(t *testing.T) {
 // TestMQTT5Refusals: what MQTT 5 clients are told when they overstep.
 func TestMQTT5Refusals(t *testing.T) {
 	e := start(t)
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
-	convID := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")["id"].(string)
+	e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
+	convID := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")["id"].(string)
 	v, _, err := dialV5(t, e, token(t, auth.Visitor, "shop", "v2"), "v2")
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/config"
+	"github.com/convead/chat-server/internal/mqttwire"
 )
 
 // TestMQTTWillACL: a will is checked at CONNECT like a publish by the connecting identity. A
@@ -26,9 +26,8 @@ import (
 // return code 5; 5: 0x87), so no will reaches the conversation when its socket drops.
 func TestMQTTWillACL(t *testing.T) {
 	e := start(t)
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
-	convID := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")["id"].(string)
+	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
+	convID := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")["id"].(string)
 	conv := "orgs/shop/conversations/" + convID
 	m.next() // the new conversation, on the service channel
 	m.mustSubscribe(conv)
@@ -203,22 +202,7 @@ func TestMQTTPacketSizeAndConnectDeadline(t *testing.T) {
 
 // connectPacket is an MQTT 3.1.1 CONNECT with password tok, clean session, keep-alive 30 s.
 func connectPacket(tok string) []byte {
-	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x42, 0, 30, 0, 1, 'w'}
-	body = append(body, byte(len(tok)>>8), byte(len(tok)))
-	body = append(body, tok...)
-	var rl []byte
-	for n := len(body); ; {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		rl = append(rl, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(append([]byte{0x10}, rl...), body...)
+	return mqttwire.Connect(mqttwire.CleanSession|mqttwire.PasswordFlag, 30*time.Second, "w", tok)
 }
 
 // rawConnect opens a socket, sends a CONNECT with password tok and returns the CONNACK's
@@ -298,7 +282,6 @@ func TestMQTTRetainedACL(t *testing.T) {
 			t.Errorf("retained publish to %s: 0x%x, want 0x87", topic, pr.ReasonCode)
 		}
 	}
-	m := e.mustConnect(token(t, auth.Manager, "shop", "m1"), "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	m := e.onDuty(token(t, auth.Manager, "shop", "m1"), "m1")
 	m.none(300 * time.Millisecond)
 }

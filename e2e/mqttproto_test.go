@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +146,7 @@ func TestMQTT311NoServerDisconnect(t *testing.T) {
 func TestMQTT5PubackWithUserProperties(t *testing.T) {
 	e := start(t)
 	e.mustConnect(token(t, auth.Manager, "shop", "m0"), "m0").mustSubscribe("orgs/shop/service/+")
-	convID := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")["id"].(string)
+	convID := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")["id"].(string)
 	m, _, err := dialV5(t, e, token(t, auth.Manager, "shop", "m0"), "m0-app")
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +169,7 @@ func TestMQTT5PubackWithUserProperties(t *testing.T) {
 func TestMQTT5TopicAlias(t *testing.T) {
 	e := start(t)
 	e.mustConnect(token(t, auth.Manager, "shop", "m0"), "m0").mustSubscribe("orgs/shop/service/+")
-	convID := want(t, e.post("/chat/service/v1", token(t, auth.Visitor, "shop", "v1"), nil), http.StatusCreated).obj("conversation")["id"].(string)
+	convID := openConversation(t, e, token(t, auth.Visitor, "shop", "v1"), "v1")["id"].(string)
 	r, ca := dialRaw(t, e, 5, token(t, auth.Manager, "shop", "m0"), "m0-app")
 	if ca.Properties.TopicAliasMaximum != 0 {
 		t.Fatalf("CONNACK topic alias maximum %d, want 0", ca.Properties.TopicAliasMaximum)

@@ -74,8 +74,7 @@ func TestOrgKeysEndpointsAndDoors(t *testing.T) {
 	if _, rs, _ := e.bayeux(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"token":"` + serverVisitor + `"}}]`); len(rs) != 1 || rs[0]["successful"] == true {
 		t.Fatalf("Faye accepted a server-key token of a keyed org: %v", rs)
 	}
-	m := e.mustConnect(esManager, "m1")
-	m.mustSubscribe("orgs/shop/service/+")
+	e.onDuty(esManager, "m1")
 	e.handshake(hsVisitor)
 	want(t, e.post("/chat/service/v1", hsVisitor, nil), http.StatusCreated)
 

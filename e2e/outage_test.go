@@ -30,7 +30,7 @@ func TestStoreOutage(t *testing.T) {
 		}
 	})
 	mTok, vTok := token(t, auth.Manager, "shop", "m1"), token(t, auth.Visitor, "shop", "v1")
-	conv := want(t, e.post("/chat/service/v1", mTok, nil), http.StatusCreated).obj("conversation")["id"].(string)
+	conv := openConversation(t, e, mTok, "v1")["id"].(string)
 	post := "/chat/conversation/" + conv
 	want(t, e.post(post, vTok, map[string]any{"content": "before"}), http.StatusCreated)
 	typing := "orgs/shop/conversations/" + conv + "/typing"

@@ -69,7 +69,7 @@ func TestDemo(t *testing.T) {
 		}
 		mgr, vis := fragmentToken(t, console), fragmentToken(t, demo)
 		// The manager's token opens the demo visitor's conversation; the visitor's posts in it.
-		conv := want(t, e.post("/chat/service/"+web.DemoVisitor, mgr, nil), http.StatusCreated).obj("conversation")
+		conv := openConversation(t, e, mgr, web.DemoVisitor)
 		if conv["org_id"] != web.DemoOrg || conv["manager_id"] != web.DemoManager {
 			t.Fatalf("conversation opened with the demo manager token: %v", conv)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/convead/chat-server/channel"
 	"github.com/convead/chat-server/faye/bayeux"
 )
 
@@ -35,13 +36,8 @@ type Interest interface {
 // NodeOf returns the node that issued a client id; "" for ids of a node outside a cluster.
 func NodeOf(clientID string) string {
 	node, _, ok := strings.Cut(clientID, nodeSep)
-	if !ok || len(node) > 32 {
+	if !ok || !channel.ValidNodeName(node) { // a node name, nothing a client made up
 		return ""
-	}
-	for i := 0; i < len(node); i++ { // a node name (config: [a-z0-9-]), nothing a client made up
-		if c := node[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return ""
-		}
 	}
 	return node
 }

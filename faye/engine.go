@@ -20,7 +20,6 @@ import (
 
 	"github.com/convead/chat-server/auth"
 	"github.com/convead/chat-server/channel"
-	"github.com/convead/chat-server/chat"
 	"github.com/convead/chat-server/faye/bayeux"
 	"github.com/convead/chat-server/origin"
 	"github.com/convead/chat-server/ratelimit"
@@ -727,7 +726,7 @@ func (e *Engine) publish(ctx context.Context, m bayeux.Message) bayeux.Reply {
 	if err := e.acl.CanPublish(ctx, id, m.Channel); err != nil {
 		return e.refuse(ctx, r, "publish", m.Channel, err)
 	}
-	if ch := channel.Classify(m.Channel); ch.Kind == channel.ConversationSub && ch.Sub == chat.Post {
+	if ch := channel.Classify(m.Channel); ch.Kind == channel.ConversationSub && ch.Sub == channel.SubPost {
 		// The post command is MQTT's (it needs an acknowledgement Bayeux publishes do not
 		// carry); a widget posts through the REST API.
 		return r.Fail(bayeux.ChannelForbidden(m.Channel))

@@ -28,7 +28,7 @@ import (
 	"github.com/convead/chat-server/metrics"
 	"github.com/convead/chat-server/mqttws"
 	"github.com/convead/chat-server/origin"
-	clusterhook "github.com/convead/chat-server/plugins/cluster"
+	"github.com/convead/chat-server/plugins/clusterbridge"
 	"github.com/convead/chat-server/plugins/commands"
 	"github.com/convead/chat-server/plugins/mqttauth"
 	"github.com/convead/chat-server/plugins/mqttduty"
@@ -54,8 +54,8 @@ type Server struct {
 	// httpAccept wraps httpLn: it retries EMFILE and the like, and says whether it died.
 	httpAccept *accept.Listener
 	served     chan error
-	// stopWatch ends the wait for the MQTT listener's death, at Shutdown.
-	stopWatch context.CancelFunc
+	// stopMQTTWatch ends the wait for the MQTT listener's death, at Shutdown.
+	stopMQTTWatch context.CancelFunc
 	// stopFaye ends the Faye engine: held connects are answered, streams closed.
 	stopFaye context.CancelFunc
 	fayeDone chan struct{}
@@ -65,14 +65,22 @@ type Server struct {
 	demo       *web.Demo // the demo organisation's tokens, printed at start; nil when off
 	// Cluster mode only (nil on a single node).
 	node        *cluster.Node
-	clusterHook *clusterhook.Hook
+	bridge      *clusterbridge.Hook // injects what the other nodes publish
 	stopCluster context.CancelFunc
 	clusterDone chan struct{}
 	pprof       *http.Server // debug.pprof_addr; nil when off
 }
 
-// New builds a node from cfg; nothing listens until Start.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+// New builds a node from cfg; nothing listens until Start. What it acquires (the store, the
+// cluster node) goes on one cleanup stack, unwound if a later step fails; once New returns the
+// node, Shutdown releases it all in its own order.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
+	var acquired cleanupStack
+	defer func() {
+		if err != nil {
+			_ = acquired.unwind(ctx) // the build's error is the one to report
+		}
+	}()
 	secret, err := Secret(cfg)
 	if err != nil {
 		return nil, err
@@ -85,10 +93,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if mx != nil {
 		st = mx.Store(st)
 	}
+	acquired.push(st.Close)
 	duties := duty.NewRegistry()
 	tlsConfig, err := mqttTLS(cfg)
 	if err != nil {
-		_ = st.Close(ctx)
 		return nil, err
 	}
 	var onDuty chat.Duty = duties
@@ -96,32 +104,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	var node *cluster.Node
 	if cfg.Cluster.Enabled() {
 		if node, err = joinCluster(cfg, log); err != nil {
-			_ = st.Close(ctx)
 			return nil, err
 		}
+		acquired.push(func(context.Context) error { node.Close(); return nil })
 		p := node.Duty(duties)
 		announce = p.Changed
 		onDuty = p
-		st = closeWith{st, node.Close} // every later failure closes the store: the node too
 	}
-	b := broker.New(broker.Config{
-		Addr:             cfg.MQTT.Addr,
-		QueuePerClient:   cfg.MQTT.QueuePerClient,
-		DataDir:          cfg.DataDir,
-		TLS:              tlsConfig,
-		MaxConnsPerIP:    cfg.Limits.ConnectionsPerIP,
-		MaxSubscriptions: cfg.Limits.SubscriptionsPerClient,
-		ConnectsPerIP:    ratelimit.New(cfg.Limits.MQTTConnectsPerMinutePerIP),
-		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
-		ConnectTimeout:   cfg.MQTT.ConnectTimeout,
-	}, log)
-	svc := chat.New(st, b, onDuty, chat.Config{
-		MaxMessagesCount:         cfg.API.MaxMessagesCount,
-		MessagesCountLimit:       cfg.API.MessagesCountLimit,
-		ContentChars:             cfg.Limits.ContentChars,
-		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
-		PostsPerMinute:           cfg.Limits.PostsPerMinute,
-	}, log.With("component", "chat"))
+	b := broker.New(brokerConfig(cfg, tlsConfig), log)
+	svc := chat.New(st, b, onDuty, chatConfig(cfg), log.With("component", "chat"))
 	duties.Notify(func(org string) {
 		if announce != nil {
 			announce(org)
@@ -131,78 +122,40 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	orgKeys := OrgKeyCache(st)
 	verifier, err := Verifier(cfg, secret, orgKeys, log.With("component", "auth"))
 	if err != nil {
-		_ = st.Close(ctx)
 		return nil, err
 	}
 	authHook := mqttauth.New(verifier, svc, b.Server().Clients, b.Server().DisconnectClient, b.Server().SendConnack, log.With("component", "mqtt-auth"))
 	hooks := []mqtt.Hook{authHook, mqttduty.New(duties, authHook), commands.New(authHook, svc, b, log.With("component", "mqtt-commands"))}
-	var clusterHook *clusterhook.Hook
+	var bridge *clusterbridge.Hook
 	if node != nil {
-		clusterHook = clusterhook.New(node, b.Server())
-		hooks = append(hooks, clusterHook)
+		bridge = clusterbridge.New(node, b.Server())
+		hooks = append(hooks, bridge)
 	}
 	for _, h := range hooks {
 		if err := b.AddHook(h); err != nil {
-			_ = st.Close(ctx)
 			return nil, err
 		}
 	}
 
-	app := fiber.New(fiber.Config{
-		// Handlers hand request strings to the store and the broker: they must not alias
-		// fasthttp's reused buffers.
-		Immutable:               true,
-		BodyLimit:               cfg.Limits.HTTPBodyBytes,
-		ReadTimeout:             cfg.HTTP.ReadTimeout,
-		WriteTimeout:            cfg.HTTP.WriteTimeout,
-		IdleTimeout:             cfg.HTTP.IdleTimeout,
-		DisableStartupMessage:   true,
-		EnableTrustedProxyCheck: len(cfg.HTTP.TrustedProxies) > 0,
-		TrustedProxies:          cfg.HTTP.TrustedProxies,
-		ProxyHeader:             proxyHeader(cfg),
-		ErrorHandler:            api.ErrorHandler(log.With("component", "api")),
-	})
+	app := fiber.New(fiberConfig(cfg, log))
 	if mx != nil {
 		app.Use(mx.Middleware) // first: it times and sees the status of everything after it
 	}
 	app.Use(recover.New())
-	origins := origin.NewRegistry(origin.NewPolicy(cfg.HTTP.AllowedOrigins))
-	orgs, err := st.Orgs(ctx)
+	origins, err := loadOrigins(ctx, cfg, st)
 	if err != nil {
-		_ = st.Close(ctx)
-		return nil, fmt.Errorf("load organisations: %w", err)
+		return nil, err
 	}
-	for _, o := range orgs {
-		origins.SetOrg(o.ID, o.AllowedOrigins)
-	}
-
-	fayeCfg := faye.Config{
-		Timeout:         cfg.Faye.Timeout,
-		IdleTimeout:     cfg.Faye.IdleTimeout,
-		Ping:            cfg.Faye.Ping,
-		MaxBatch:        cfg.Limits.BayeuxBatch,
-		MaxChannels:     cfg.Limits.ChannelsPerClient,
-		MaxQueue:        cfg.Limits.QueuePerClient,
-		AnonymousOrg:    cfg.Auth.AnonymousOrg,
-		HandshakesPerIP: ratelimit.New(cfg.Limits.HandshakesPerMinutePerIP),
-		Origins:         origins,
-	}
-	if node != nil {
-		fayeCfg.Node, fayeCfg.Router, fayeCfg.Interest = node.Name(), node, node
-	}
-	engine := faye.New(fayeCfg, svc, verifier, duties, b, log.With("component", "faye"))
+	engine := faye.New(fayeConfig(cfg, origins, node), svc, verifier, duties, b, log.With("component", "faye"))
 	if err := b.OnPublish(engine.Deliver); err != nil {
-		_ = st.Close(ctx)
 		return nil, err
 	}
 	err = transport.Register(app, engine, transport.Config{Mount: cfg.Faye.Mount, Origins: origins, ClientJSPath: cfg.Faye.ClientJSPath, MaxFrameBytes: cfg.Limits.WSFrameBytes})
 	if err != nil {
-		_ = st.Close(ctx)
 		return nil, err
 	}
 	if mx != nil {
 		if err := mx.Watch(metrics.Sources{Faye: engine, Broker: b, Duty: duties}); err != nil {
-			_ = st.Close(ctx)
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
@@ -230,13 +183,86 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}, log.With("component", "api"))
 	demo, err := setupWeb(ctx, app, cfg, svc, verifier)
 	if err != nil {
-		_ = st.Close(ctx)
 		return nil, err
 	}
 	// served: one send each from the HTTP server and the MQTT listener's watch.
 	srv = &Server{log: log, cfg: cfg, store: st, broker: b, app: app, faye: engine, duties: duties, svc: svc, served: make(chan error, 2),
-		mx: mx, demo: demo, node: node, clusterHook: clusterHook}
+		mx: mx, demo: demo, node: node, bridge: bridge}
 	return srv, nil
+}
+
+func brokerConfig(cfg *config.Config, tlsConfig *tls.Config) broker.Config {
+	return broker.Config{
+		Addr:             cfg.MQTT.Addr,
+		QueuePerClient:   cfg.MQTT.QueuePerClient,
+		DataDir:          cfg.DataDir,
+		TLS:              tlsConfig,
+		MaxConnsPerIP:    cfg.Limits.ConnectionsPerIP,
+		MaxSubscriptions: cfg.Limits.SubscriptionsPerClient,
+		ConnectsPerIP:    ratelimit.New(cfg.Limits.MQTTConnectsPerMinutePerIP),
+		MaxPacketSize:    cfg.MQTT.MaxPacketSize,
+		ConnectTimeout:   cfg.MQTT.ConnectTimeout,
+	}
+}
+
+func chatConfig(cfg *config.Config) chat.Config {
+	return chat.Config{
+		MaxMessagesCount:         cfg.API.MaxMessagesCount,
+		MessagesCountLimit:       cfg.API.MessagesCountLimit,
+		ContentChars:             cfg.Limits.ContentChars,
+		OpensPerMinutePerVisitor: cfg.Limits.OpensPerMinutePerVisitor,
+		PostsPerMinute:           cfg.Limits.PostsPerMinute,
+	}
+}
+
+func fiberConfig(cfg *config.Config, log *slog.Logger) fiber.Config {
+	return fiber.Config{
+		// Handlers hand request strings to the store and the broker: they must not alias
+		// fasthttp's reused buffers.
+		Immutable:               true,
+		BodyLimit:               cfg.Limits.HTTPBodyBytes,
+		ReadTimeout:             cfg.HTTP.ReadTimeout,
+		WriteTimeout:            cfg.HTTP.WriteTimeout,
+		IdleTimeout:             cfg.HTTP.IdleTimeout,
+		DisableStartupMessage:   true,
+		EnableTrustedProxyCheck: len(cfg.HTTP.TrustedProxies) > 0,
+		TrustedProxies:          cfg.HTTP.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg),
+		ErrorHandler:            api.ErrorHandler(log.With("component", "api")),
+	}
+}
+
+// loadOrigins is the browser origin policy: http.allowed_origins, and each organisation's own
+// allowed origins from the store.
+func loadOrigins(ctx context.Context, cfg *config.Config, st store.Store) (*origin.Registry, error) {
+	origins := origin.NewRegistry(origin.NewPolicy(cfg.HTTP.AllowedOrigins))
+	orgs, err := st.Orgs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load organisations: %w", err)
+	}
+	for _, o := range orgs {
+		origins.SetOrg(o.ID, o.AllowedOrigins)
+	}
+	return origins, nil
+}
+
+// fayeConfig is the Faye engine's configuration; node is nil on a single node.
+func fayeConfig(cfg *config.Config, origins *origin.Registry, node *cluster.Node) faye.Config {
+	c := faye.Config{
+		Timeout:         cfg.Faye.Timeout,
+		IdleTimeout:     cfg.Faye.IdleTimeout,
+		Ping:            cfg.Faye.Ping,
+		MaxBatch:        cfg.Limits.BayeuxBatch,
+		MaxChannels:     cfg.Limits.ChannelsPerClient,
+		MaxQueue:        cfg.Limits.QueuePerClient,
+		AnonymousOrg:    cfg.Auth.AnonymousOrg,
+		HandshakesPerIP: ratelimit.New(cfg.Limits.HandshakesPerMinutePerIP),
+		Origins:         origins,
+	}
+	if node != nil {
+		c.Node, c.Router, c.Interest = node.Name(), node, node
+	}
+	return c
 }
 
 // httpReady fails once the HTTP listener is dead: the node then still answers on open
@@ -264,17 +290,6 @@ func joinCluster(cfg *config.Config, log *slog.Logger) (*cluster.Node, error) {
 	}
 	log.Info("cluster: joining", "node", cfg.Cluster.NodeName, "prefix", cfg.Cluster.SubjectPrefix)
 	return node, nil
-}
-
-// closeWith is a store whose Close also ends something opened after it.
-type closeWith struct {
-	store.Store
-	also func()
-}
-
-func (c closeWith) Close(ctx context.Context) error {
-	c.also()
-	return c.Store.Close(ctx)
 }
 
 func mqttTLS(cfg *config.Config) (*tls.Config, error) {
@@ -314,27 +329,31 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	return st, nil
 }
 
-// Start binds the MQTT and HTTP listeners and serves in the background.
-func (s *Server) Start() error {
+// Start binds the MQTT and HTTP listeners and serves in the background. A listener that
+// cannot bind closes those bound before it, newest first, as New's cleanup stack does.
+func (s *Server) Start() (err error) {
+	var bound cleanupStack
+	defer func() {
+		if err != nil {
+			_ = bound.unwind(context.Background())
+		}
+	}()
 	if err := s.broker.Start(); err != nil {
 		return err
 	}
+	bound.push(func(context.Context) error { return s.broker.Close() })
 	ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
 	if err != nil {
-		_ = s.broker.Close()
 		return fmt.Errorf("listen HTTP on %s (http.addr): %w", s.cfg.HTTP.Addr, err)
 	}
 	s.httpLn = ln
+	bound.push(func(context.Context) error { return ln.Close() })
 	if err := s.startMetrics(); err != nil {
-		_ = ln.Close()
-		_ = s.broker.Close()
 		return err
 	}
+	bound.push(s.stopMetrics)
 	if s.cfg.Debug.PprofAddr != "" {
 		if s.pprof, err = startPprof(s.cfg.Debug.PprofAddr, s.log); err != nil {
-			_ = s.stopMetrics(context.Background())
-			_ = ln.Close()
-			_ = s.broker.Close()
 			return err
 		}
 	}
@@ -347,7 +366,7 @@ func (s *Server) Start() error {
 	if s.node != nil {
 		cctx, stop := context.WithCancel(context.Background())
 		s.stopCluster, s.clusterDone = stop, make(chan struct{})
-		go func() { defer close(s.clusterDone); s.node.Run(cctx, s.clusterHook.Inject) }()
+		go func() { defer close(s.clusterDone); s.node.Run(cctx, s.bridge.Inject) }()
 		if err := s.node.ServeFaye(cctx, s.faye.ServeForwarded); err != nil {
 			s.log.Error("cluster: forwarded Faye requests will not be served", "err", err.Error())
 		}
@@ -361,8 +380,8 @@ func (s *Server) Start() error {
 		}
 		s.served <- err
 	}()
-	wctx, stopWatch := context.WithCancel(context.Background())
-	s.stopWatch = stopWatch
+	wctx, stopMQTTWatch := context.WithCancel(context.Background())
+	s.stopMQTTWatch = stopMQTTWatch
 	go func() {
 		select {
 		case <-s.broker.Dead():
@@ -378,7 +397,7 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Stats are live counts, for leak checks and (later) metrics.
+// Stats are live counts, for leak checks.
 type Stats struct {
 	FayeSessions   int // Faye clients the server knows
 	MQTTClients    int // MQTT clients and kept sessions the broker knows
@@ -401,17 +420,30 @@ func (s *Server) MQTTAddr() net.Addr { return s.broker.Addr() }
 func (s *Server) Served() <-chan error { return s.served }
 
 // Shutdown stops accepting, lets in-flight requests finish within ctx, disconnects MQTT
-// clients and closes the store.
+// clients and closes the store. The order, each step for the sake of those after it:
+//
+//  1. the watch on the MQTT listener ends: its closing below is no failure;
+//  2. the Faye engine answers held long-polls and closes streams, so that they do not hold up
+//     the HTTP shutdown;
+//  3. the cluster loop ends: nothing more is injected from the other nodes;
+//  4. the pprof server closes;
+//  5. HTTP stops accepting and lets in-flight requests finish within ctx;
+//  6. the metrics listener closes;
+//  7. the broker disconnects the MQTT clients;
+//  8. the desk sweeps end, then the chat service's assignments under way, which both write to
+//     the store;
+//  9. the cluster node says goodbye, taking its managers off duty on every node, and leaves NATS;
+//  10. the store closes.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
-	if s.stopWatch != nil {
-		s.stopWatch()
+	if s.stopMQTTWatch != nil {
+		s.stopMQTTWatch()
 	}
-	if s.stopFaye != nil { // first, so that held long-polls do not hold up the HTTP shutdown
+	if s.stopFaye != nil {
 		s.stopFaye()
 		<-s.fayeDone
 	}
-	if s.stopCluster != nil { // the node's goodbye, from the store's Close, takes its managers off duty everywhere
+	if s.stopCluster != nil {
 		s.stopCluster()
 		<-s.clusterDone
 	}
@@ -431,7 +463,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopSweeps()
 		<-s.sweepsDone
 	}
-	s.svc.Stop() // assignments under way end before the store closes
+	s.svc.Stop()
+	if s.node != nil {
+		s.node.Close()
+	}
 	if err := s.store.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/convead/chat-server/config"
-	"github.com/convead/chat-server/server"
+	"github.com/convead/chat-server/internal/testkit"
 )
 
 const testSecret = "bench-test-secret-bench-test-secret-42"
@@ -21,29 +20,10 @@ const testSecret = "bench-test-secret-bench-test-secret-42"
 // needs; its pid is the test's own.
 func startServer(t *testing.T) *options {
 	t.Helper()
-	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Addr, cfg.MQTT.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Auth.JWTSecret = testSecret
+	cfg := testkit.Config(t, testSecret)
 	cfg.Limits.ConnectionsPerIP, cfg.Limits.HandshakesPerMinutePerIP, cfg.Limits.MQTTConnectsPerMinutePerIP = 0, 0, 0
 	cfg.Limits.PostsPerMinute, cfg.Limits.OpensPerMinutePerIP = 0, 0
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	srv, _ := testkit.Start(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	o := &options{}
 	if err := newFlags(o).Parse(nil); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/convead/chat-server/internal/mqttwire"
 )
 
 // A minimal MQTT 3.1.1 client for load: CONNECT, SUBSCRIBE at QoS 0, PUBLISH at QoS 0, and one
@@ -48,42 +50,15 @@ func dialMQTT(ctx context.Context, addr, id, user, password string, topics []str
 	return c, nil
 }
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...)
-}
-
-// packet frames a body with its fixed header.
-func packet(header byte, body []byte) []byte {
-	b := []byte{header}
-	n := len(body)
-	for {
-		digit := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			digit |= 0x80
-		}
-		b = append(b, digit)
-		if n == 0 {
-			break
-		}
-	}
-	return append(b, body...)
-}
-
 func (c *mqttConn) setup(id, user, password string, topics []string) error {
 	_ = c.conn.SetDeadline(time.Now().Add(setupTimeout))
-	body := appendString(nil, "MQTT")
-	flags := byte(0x02) // clean session
+	flags := byte(mqttwire.CleanSession)
+	payload := []string{id}
 	if user != "" {
-		flags |= 0x80 | 0x40
+		flags |= mqttwire.UsernameFlag | mqttwire.PasswordFlag
+		payload = append(payload, user, password)
 	}
-	body = append(body, 4, flags)
-	body = binary.BigEndian.AppendUint16(body, uint16(mqttKeepAlive/time.Second))
-	body = appendString(body, id)
-	if user != "" {
-		body = appendString(appendString(body, user), password)
-	}
-	if err := c.write(packet(0x10, body)); err != nil {
+	if err := c.write(mqttwire.Connect(flags, mqttKeepAlive, payload...)); err != nil {
 		return err
 	}
 	kind, ack, err := c.read()
@@ -94,11 +69,11 @@ func (c *mqttConn) setup(id, user, password string, topics []string) error {
 		return fmt.Errorf("connect refused: packet type %d %v", kind, ack)
 	}
 	if len(topics) > 0 {
-		body = binary.BigEndian.AppendUint16(nil, 1)
+		body := binary.BigEndian.AppendUint16(nil, 1)
 		for _, t := range topics {
-			body = append(appendString(body, t), 0)
+			body = append(mqttwire.AppendString(body, t), 0)
 		}
-		if err := c.write(packet(0x82, body)); err != nil {
+		if err := c.write(mqttwire.Packet(0x82, body)); err != nil {
 			return err
 		}
 		kind, ack, err := c.read()
@@ -176,7 +151,7 @@ func (c *mqttConn) loop() {
 
 // publish sends payload to topic at QoS 0.
 func (c *mqttConn) publish(topic string, payload []byte) error {
-	return c.write(packet(0x30, append(appendString(make([]byte, 0, 2+len(topic)+len(payload)), topic), payload...)))
+	return c.write(mqttwire.Packet(0x30, append(mqttwire.AppendString(make([]byte, 0, 2+len(topic)+len(payload)), topic), payload...)))
 }
 
 func (c *mqttConn) ping() error { return c.write([]byte{0xc0, 0}) }

@@ -46,7 +46,7 @@ Usage:
 
 Every command takes -h for its own help.
 
-Configuration: configs/chat-server.yaml holds every key with its default; -config FILE
+Configuration: config/defaults.yaml holds every key with its default; -config FILE
 overrides them, and CHAT_<KEY> environment variables override both
 (http.addr -> CHAT_HTTP_ADDR).
 `

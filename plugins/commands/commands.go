@@ -90,7 +90,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	ch := channel.Classify(name)
-	if ch.Kind != channel.ConversationSub || ch.Sub != chat.Post {
+	if ch.Kind != channel.ConversationSub || ch.Sub != channel.SubPost {
 		return pk, nil
 	}
 	id, ok := h.ids.Identity(cl)

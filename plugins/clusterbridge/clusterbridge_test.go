@@ -1,4 +1,4 @@
-package cluster
+package clusterbridge
 
 import (
 	"net"

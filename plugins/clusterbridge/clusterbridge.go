@@ -1,7 +1,7 @@
-// Package cluster is the broker hook of cluster mode: it hands every publish that enters the
+// Package clusterbridge is the broker hook of cluster mode: it hands every publish that enters the
 // broker from this node to the other nodes, injects what they send, and reports the MQTT
 // subscriptions of this node's clients as interest, so the node receives only what they need.
-package cluster
+package clusterbridge
 
 import (
 	"bytes"
