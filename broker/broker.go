@@ -1,6 +1,6 @@
 // Package broker embeds the MQTT broker (mochi-mqtt) that is the one routing core of the
 // server: REST, MQTT and Faye publishes all go through it, and every subscriber, whatever its
-// transport, receives from it.
+// transport, receives from it (docs/design.md "The path of a REST post").
 package broker
 
 import (

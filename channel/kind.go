@@ -5,7 +5,7 @@ import "strings"
 // Kind tells what a channel is for in the chat product; the ACL decides by kind.
 type Kind int
 
-// The channel kinds of README "Channels and topics".
+// The channel kinds of docs/design.md "Channels and topics" (the client view: README "Channels and topics").
 const (
 	Other            Kind = iota // anything else, wildcard patterns included
 	ServiceAll                   // /service/*: every visitor service message of an organisation

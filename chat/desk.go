@@ -12,8 +12,9 @@ import (
 )
 
 // The support desk: reading the work (listings with activity), moving it (transfer, claim,
-// assignment of pending conversations) and the organisation's view of its managers. README
-// "The support desk" describes the behaviour for clients.
+// assignment of pending conversations) and the organisation's view of its managers. Why every
+// move is one compare-and-set: docs/design.md "The support desk"; the behaviour for clients:
+// README "The support desk".
 
 // Listing page sizes.
 const (

@@ -9,7 +9,8 @@ import (
 )
 
 // Sweeps: the work no request starts. Every node runs them; each step is safe to run on
-// several nodes at once (assignment is a compare-and-set in the store, deletion is idempotent).
+// several nodes at once (assignment is a compare-and-set in the store, deletion is idempotent;
+// docs/design.md "The support desk").
 
 // RetentionBatch bounds the conversations one sweep deletes per organisation, so that a first
 // sweep over years of history does not hold the store for long: the next sweeps go on.

@@ -1,7 +1,8 @@
 // Package cluster joins identical nodes over NATS: what is published into one node's broker
 // reaches the subscribers of every other node, managers on duty on one node are seen by all,
 // and a Faye long-poll that reaches the wrong node is answered by the node that owns its client.
-// Scale comes from NATS (and from MongoDB for the data); there is no clustering of our own.
+// Scale comes from NATS (and from MongoDB for the data); there is no clustering of our own
+// (docs/design.md "Cluster model").
 //
 // Forwarding. Every publish that enters a node's broker from a local door (REST, Faye, MQTT,
 // server-side) is published once to NATS under its mapped subject (package subject) with the

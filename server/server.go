@@ -1,5 +1,6 @@
 // Package server wires the parts into one running node: store, broker and its hooks, chat
-// domain, and the HTTP doors. cmd/chat-server and the end-to-end tests both start it.
+// domain, and the HTTP doors. cmd/chat-server and the end-to-end tests both start it. The
+// parts and their one-way dependencies: docs/design.md "Parts".
 package server
 
 import (

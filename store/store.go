@@ -3,7 +3,8 @@
 // Two backends implement Store: store/bolt (embedded, the default) and store/mongo (production).
 // Both pass the same conformance suite in store/storetest. The contract is written so that each
 // invariant can be kept by one atomic operation of the backend (a bbolt write transaction, or a
-// MongoDB single-document write guarded by a unique index), never by a read-then-write race.
+// MongoDB single-document write guarded by a unique index), never by a read-then-write race;
+// docs/design.md "Ordering and durability" says which invariant lives where.
 package store
 
 import (
