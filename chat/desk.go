@@ -165,21 +165,37 @@ var (
 	errMoved       = newErr(KindConflict, "conversation_busy", "the conversation changed concurrently, retry")
 )
 
-// hasRoom reports whether manager may take one more open conversation of org.
-func (s *Service) hasRoom(ctx context.Context, org, manager string) (bool, error) {
+// needRoom returns errManagerFull unless manager may take one more open conversation of org.
+func (s *Service) needRoom(ctx context.Context, org, manager string) error {
 	managers, err := s.store.Managers(ctx, org, []string{manager})
 	if err != nil {
-		return false, storeErr(err, nil)
+		return storeErr(err, nil)
 	}
 	capacity := managers[manager].Capacity
 	if capacity == 0 {
-		return true, nil
+		return nil
 	}
 	loads, err := s.store.OpenCounts(ctx, org)
 	if err != nil {
-		return false, storeErr(err, nil)
+		return storeErr(err, nil)
 	}
-	return loads[manager] < capacity, nil
+	if loads[manager] >= capacity {
+		return errManagerFull
+	}
+	return nil
+}
+
+// lockedConversation loads a conversation of the caller's organisation under the
+// organisation's lock, so that the capacity it checks holds until the move; the caller unlocks.
+func (s *Service) lockedConversation(ctx context.Context, id auth.Identity, convID string) (store.Conversation, func(), error) {
+	mu := s.orgLock(id.Org)
+	mu.Lock()
+	c, err := s.conversation(ctx, id, convID)
+	if err != nil {
+		mu.Unlock()
+		return c, nil, err
+	}
+	return c, mu.Unlock, nil
 }
 
 // moveTo moves c from its current manager (or from pending) to to ("" back to pending) and
@@ -207,13 +223,11 @@ func (s *Service) Transfer(ctx context.Context, id auth.Identity, convID, to str
 	if !channel.ValidID(to) {
 		return store.Conversation{}, invalidID("manager_id")
 	}
-	mu := s.orgLock(id.Org)
-	mu.Lock()
-	defer mu.Unlock()
-	c, err := s.conversation(ctx, id, convID)
+	c, unlock, err := s.lockedConversation(ctx, id, convID)
 	if err != nil {
 		return c, err
 	}
+	defer unlock()
 	switch {
 	case id.Role == auth.Service:
 	case id.Role == auth.Manager && id.Subject == c.ManagerID:
@@ -235,12 +249,8 @@ func (s *Service) Transfer(ctx context.Context, id auth.Identity, convID, to str
 			return store.Conversation{}, newErr(KindNotFound, "manager_not_found", "manager %s is neither registered nor on duty", to)
 		}
 	}
-	room, err := s.hasRoom(ctx, id.Org, to)
-	if err != nil {
+	if err := s.needRoom(ctx, id.Org, to); err != nil {
 		return store.Conversation{}, err
-	}
-	if !room {
-		return store.Conversation{}, errManagerFull
 	}
 	return s.moveTo(ctx, c, to)
 }
@@ -250,25 +260,19 @@ func (s *Service) Claim(ctx context.Context, id auth.Identity, convID string) (s
 	if id.Role != auth.Manager {
 		return store.Conversation{}, Forbidden("only a manager may claim a conversation")
 	}
-	mu := s.orgLock(id.Org)
-	mu.Lock()
-	defer mu.Unlock()
-	c, err := s.conversation(ctx, id, convID)
+	c, unlock, err := s.lockedConversation(ctx, id, convID)
 	if err != nil {
 		return c, err
 	}
+	defer unlock()
 	switch {
 	case c.Status == store.StatusClosed:
 		return store.Conversation{}, errClosed
 	case c.Status != store.StatusPending:
 		return store.Conversation{}, errNotPending
 	}
-	room, err := s.hasRoom(ctx, id.Org, id.Subject)
-	if err != nil {
+	if err := s.needRoom(ctx, id.Org, id.Subject); err != nil {
 		return store.Conversation{}, err
-	}
-	if !room {
-		return store.Conversation{}, errManagerFull
 	}
 	return s.moveTo(ctx, c, id.Subject)
 }
