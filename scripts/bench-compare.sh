@@ -7,16 +7,16 @@
 #   scripts/bench-compare.sh             default sizes (about 10 minutes)
 #   SMALL=1 scripts/bench-compare.sh     tiny sizes: checks that everything works (a minute)
 #
-# Sizes (environment): IDLE_N, FANOUT_N, FANOUT_RATE, PAIRS_P, IDLE_MQTT_N, FANOUT_MQTT_N,
+# Sizes (environment): IDLE_N, IDLE2_N, FANOUT_N, FANOUT_RATE, PAIRS_P, IDLE_MQTT_N, FANOUT_MQTT_N,
 # CHAT_P, CHAT_RATE, HELD_N, DURATION. OUT=path writes the report elsewhere than BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ -n "${SMALL:-}" ]]; then
-	: "${IDLE_N:=200}" "${FANOUT_N:=50}" "${PAIRS_P:=20}" "${IDLE_MQTT_N:=200}" "${FANOUT_MQTT_N:=50}"
+	: "${IDLE_N:=200}" "${IDLE2_N:=100}" "${FANOUT_N:=50}" "${PAIRS_P:=20}" "${IDLE_MQTT_N:=200}" "${FANOUT_MQTT_N:=50}"
 	: "${CHAT_P:=20}" "${CHAT_RATE:=500}" "${HELD_N:=500}" "${DURATION:=2s}"
 fi
-: "${IDLE_N:=5000}" "${FANOUT_N:=1000}" "${FANOUT_RATE:=66}" "${PAIRS_P:=500}" "${IDLE_MQTT_N:=5000}"
+: "${IDLE_N:=5000}" "${IDLE2_N:=2000}" "${FANOUT_N:=1000}" "${FANOUT_RATE:=66}" "${PAIRS_P:=500}" "${IDLE_MQTT_N:=5000}"
 : "${FANOUT_MQTT_N:=1000}" "${CHAT_P:=500}" "${CHAT_RATE:=5000}" "${HELD_N:=10000}" "${DURATION:=10s}" "${OUT:=BENCHMARKS.md}"
 
 # Every server and the load generator hold thousands of sockets (Go raises its own soft limit;
@@ -109,6 +109,7 @@ commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ":(exclude)$OU
 
 for label in faye ours; do
 	measure idle-faye $label idle "$IDLE_N"
+	measure idle2-faye $label idle "$IDLE2_N"
 	measure fanout-faye $label fanout "$FANOUT_N" -duration "$DURATION"
 	measure fanout-faye-rate $label fanout "$FANOUT_N" -rate "$FANOUT_RATE" -duration "$DURATION"
 	measure pairs-faye $label pairs "$PAIRS_P" -duration "$DURATION"
@@ -146,7 +147,7 @@ mosquitto_version="mosquitto not installed"
 	echo "- Date: $started, commit \`$commit\`"
 	echo "- Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, $mem_gib GiB, Linux $(uname -r)"
 	echo "- $(go version | cut -d' ' -f3), Node $(node --version), faye $faye_version, $mosquitto_version"
-	echo "- Sizes: IDLE_N=$IDLE_N FANOUT_N=$FANOUT_N FANOUT_RATE=$FANOUT_RATE PAIRS_P=$PAIRS_P IDLE_MQTT_N=$IDLE_MQTT_N FANOUT_MQTT_N=$FANOUT_MQTT_N CHAT_P=$CHAT_P CHAT_RATE=$CHAT_RATE HELD_N=$HELD_N DURATION=$DURATION"
+	echo "- Sizes: IDLE_N=$IDLE_N IDLE2_N=$IDLE2_N FANOUT_N=$FANOUT_N FANOUT_RATE=$FANOUT_RATE PAIRS_P=$PAIRS_P IDLE_MQTT_N=$IDLE_MQTT_N FANOUT_MQTT_N=$FANOUT_MQTT_N CHAT_P=$CHAT_P CHAT_RATE=$CHAT_RATE HELD_N=$HELD_N DURATION=$DURATION"
 	echo
 	echo "Rerun: \`${SMALL:+SMALL=1 }scripts/bench-compare.sh\` (builds both binaries, runs \`npm ci\` in \`e2e/node\`)."
 	echo

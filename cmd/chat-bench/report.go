@@ -23,6 +23,7 @@ type row struct {
 
 var rows = []row{
 	{"idle-faye", "idle Faye websocket clients (%d), server memory per client, KB", "faye", kb, "%.1f", false, 5},
+	{"idle2-faye", "idle Faye websocket clients (%d), server memory per client, KB", "faye", kb, "%.1f", false, 5},
 	{"fanout-faye", "Faye fan-out, %d subscribers, flat out: deliveries per server CPU-second", "faye", perCPU, "%.0f", true, 350_000},
 	{"fanout-faye-rate", "Faye fan-out, %d subscribers at the set rate: p99 latency, ms", "faye", p99, "%.1f", false, 10},
 	{"pairs-faye", "Faye pairs, %d conversations: deliveries per server CPU-second", "faye", perCPU, "%.0f", true, 175_000},
