@@ -35,6 +35,9 @@ const (
 	// maxInbox complete messages wait for processing before reading a socket pauses (TCP then
 	// pushes back on the client).
 	maxInbox = 8
+	// maxCork bounds the replies held back while more messages wait for processing: beyond,
+	// they are written at once.
+	maxCork = 16 << 10
 	// closeLinger is how long a closed socket is drained for the client's close frame before
 	// its descriptor is closed (closing with unread bytes would reset the connection and
 	// could destroy our close frame in flight).
@@ -77,8 +80,9 @@ type wsConn struct {
 	mu         sync.Mutex
 	closed     bool   // nothing more is written or processed
 	drainUntil int64  // a closed socket is disposed of by then
-	out        []byte // framed bytes the socket did not take yet
+	out        []byte // framed bytes the socket did not take yet, or held back by corked
 	stalledAt  int64  // since when out is not empty
+	corked     bool   // more messages wait for processing: their replies join out, written after the last
 	processing bool   // a batch is being processed: a session end waits for its replies
 	endAfter   bool   // the session ended during the batch: close after its replies
 	cons       *faye.Consumer
@@ -318,6 +322,7 @@ func (w *wsConn) process() {
 			resume := w.paused
 			w.paused = false
 			w.imu.Unlock()
+			w.uncork()
 			if resume {
 				w.c.Resume()
 			}
@@ -325,13 +330,30 @@ func (w *wsConn) process() {
 		}
 		msg := w.inbox[0]
 		w.inbox[0], w.inbox = nil, w.inbox[1:]
+		more := len(w.inbox) > 0
 		w.imu.Unlock()
-		w.handle(ctx, msg)
+		w.handle(ctx, msg, more)
 	}
 }
 
-// handle processes one batch and sends its replies (unless the socket closed meanwhile).
-func (w *wsConn) handle(ctx context.Context, data []byte) {
+// uncork writes what the processed batches held back, and the deliveries queued meanwhile.
+func (w *wsConn) uncork() {
+	w.mu.Lock()
+	defer w.unlock()
+	if !w.corked {
+		return
+	}
+	w.corked = false
+	sc := scratchPool.Get().(*scratch)
+	w.flushLocked(sc)
+	sc.release()
+}
+
+// handle processes one batch and sends its replies (unless the socket closed meanwhile). With
+// more messages waiting, the replies are held back (corked) and leave with the next batch's in
+// one write: a client that pipelines its publishes costs a write per read rather than per
+// message.
+func (w *wsConn) handle(ctx context.Context, data []byte, more bool) {
 	msgs, err := bayeux.DecodeBatch(data, w.h.ecfg.MaxBatch)
 	if errors.Is(err, bayeux.ErrTooMany) {
 		w.closeWith(wsframe.ClosePolicyViolation, "too many messages in one batch")
@@ -358,7 +380,11 @@ func (w *wsConn) handle(ctx context.Context, data []byte) {
 	}
 	w.inProcess.Store(false) // before taking: a delivery queued later is signalled again
 	w.appendQueuedLocked(sc)
+	w.corked = more && len(w.out)+len(sc.buf) <= maxCork
 	w.sendLocked(sc.buf)
+	if !w.corked {
+		w.writeOutLocked()
+	}
 	sc.release()
 	w.processing = false
 	if w.endAfter { // the batch ended the session (a disconnect): its replies went first
@@ -449,6 +475,10 @@ func (w *wsConn) Ended(c *faye.Consumer, closed bool) {
 func (w *wsConn) flush(sc *scratch) {
 	w.mu.Lock()
 	defer w.unlock()
+	w.flushLocked(sc)
+}
+
+func (w *wsConn) flushLocked(sc *scratch) {
 	if w.closed || !w.writeOutLocked() {
 		return
 	}
@@ -493,10 +523,15 @@ func appendDeliveries(dst []byte, msgs [][]byte) []byte {
 	return append(dst, ']')
 }
 
-// writeOutLocked writes what is left of earlier frames; true when nothing is left.
+// writeOutLocked writes what is left of earlier frames; true when nothing is left. Corked, it
+// writes nothing: the bytes wait for the batches being processed, and so do the deliveries
+// queued behind them.
 func (w *wsConn) writeOutLocked() bool {
 	if len(w.out) == 0 {
 		return true
+	}
+	if w.corked {
+		return false
 	}
 	n, err := w.c.Write(w.out)
 	if err != nil && !errors.Is(err, sockloop.ErrWouldBlock) {
@@ -522,17 +557,21 @@ func (w *wsConn) sendFrameLocked(op byte, payload []byte) {
 	}
 }
 
-// sendLocked writes a frame now if nothing waits before it, and keeps what the socket does
-// not take (copied: frame may be reused) for when it becomes writable.
+// sendLocked writes a frame now if nothing waits before it and the socket is not corked, and
+// keeps what it does not write (copied: frame may be reused) for later.
 func (w *wsConn) sendLocked(frame []byte) {
-	if w.closed {
+	if w.closed || len(frame) == 0 {
 		return
 	}
 	if len(w.out) == 0 {
-		n, err := w.c.Write(frame)
-		if err != nil && !errors.Is(err, sockloop.ErrWouldBlock) {
-			w.closeLocked(0, "")
-			return
+		n := 0
+		if !w.corked {
+			var err error
+			n, err = w.c.Write(frame)
+			if err != nil && !errors.Is(err, sockloop.ErrWouldBlock) {
+				w.closeLocked(0, "")
+				return
+			}
 		}
 		if frame = frame[n:]; len(frame) == 0 {
 			return
@@ -557,7 +596,7 @@ func (w *wsConn) Tick(now int64) {
 		}
 	case now-w.lastRead.Load() > w.idle(): // half-open, or a client gone silent
 		w.closeLocked(0, "")
-	case len(w.out) > 0 && now-w.stalledAt > int64(writeTimeout): // a client that stopped reading
+	case len(w.out) > 0 && !w.corked && now-w.stalledAt > int64(writeTimeout): // a client that stopped reading
 		w.closeLocked(0, "")
 	default:
 		if w.held != nil && now >= w.heldAt {
