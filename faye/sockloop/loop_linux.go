@@ -43,7 +43,10 @@ type shard struct {
 }
 
 // sys is what the loop knows of a socket: its descriptor, used with raw non-blocking reads
-// and writes, and its shard.
+// and writes, and its shard. The descriptor is the loop's own duplicate: the one the net
+// package opened is closed at once, which takes the socket out of the Go runtime's poller. Left
+// there, every socket would keep a runtime poll descriptor (some 250 bytes outside the heap)
+// and wake the runtime's poller on every event the loop already serves.
 type sys struct {
 	fd int
 	sh *shard
@@ -90,9 +93,15 @@ func (l *Loop) Add(nc net.Conn, handler func(*Conn) Handler) error {
 	if err != nil {
 		return fmt.Errorf("descriptor of %T: %w", nc, err)
 	}
-	fd := -1
-	if err := raw.Control(func(d uintptr) { fd = int(d) }); err != nil || fd < 0 {
-		return fmt.Errorf("descriptor of %T: %v", nc, err)
+	fd, derr := -1, error(nil)
+	if err := raw.Control(func(d uintptr) { fd, derr = unix.FcntlInt(d, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
+		return fmt.Errorf("descriptor of %T: %v", nc, errors.Join(err, derr))
+	}
+	// The socket lives on in the duplicate (non-blocking too: the flag belongs to the socket,
+	// not to a descriptor); the wrappers' Close still runs at the end (a per-address slot is
+	// given back then).
+	if c, ok := sc.(io.Closer); ok {
+		_ = c.Close()
 	}
 	sh := l.shards[fd%len(l.shards)]
 	c := &Conn{nc: inner, sys: sys{fd: fd, sh: sh}}
@@ -100,12 +109,14 @@ func (l *Loop) Add(nc net.Conn, handler func(*Conn) Handler) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if l.closed.Load() {
+		_ = unix.Close(fd)
 		return errors.New("the server is stopping")
 	}
 	sh.conns[int32(fd)] = c
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
 	if err := unix.EpollCtl(sh.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		delete(sh.conns, int32(fd))
+		_ = unix.Close(fd)
 		return fmt.Errorf("epoll_ctl add %d: %w", fd, err)
 	}
 	return nil
@@ -378,6 +389,7 @@ func (c *Conn) Close() {
 	go func() {
 		c.rmu.Lock()
 		defer c.rmu.Unlock()
+		_ = unix.Close(c.fd)
 		_ = c.nc.Close()
 	}()
 }
