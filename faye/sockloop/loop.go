@@ -62,7 +62,7 @@ type Config struct {
 // after disposed is set, so a read or write never meets a descriptor number reused by another
 // socket.
 type Conn struct {
-	nc        net.Conn // closed at the end: an outer wrapper may give back a per-address slot
+	nc        net.Conn // closed at the end: an outer wrapper may give back a per-address slot (Linux: nil without one)
 	h         Handler
 	scheduled atomic.Bool // Wake asked for a Writable call not made yet
 	disposed  atomic.Bool // Close was called

@@ -98,10 +98,14 @@ func (l *Loop) Add(nc net.Conn, handler func(*Conn) Handler) error {
 		return fmt.Errorf("descriptor of %T: %v", nc, errors.Join(err, derr))
 	}
 	// The socket lives on in the duplicate (non-blocking too: the flag belongs to the socket,
-	// not to a descriptor); the wrappers' Close still runs at the end (a per-address slot is
-	// given back then).
+	// not to a descriptor). A wrapper's Close still runs at the end (a per-address slot is
+	// given back then); without one, nothing of the net package's connection is kept (its
+	// descriptor and addresses are some 300 bytes a socket).
 	if c, ok := sc.(io.Closer); ok {
 		_ = c.Close()
+	}
+	if any(inner) == any(sc) {
+		inner = nil
 	}
 	sh := l.shards[fd%len(l.shards)]
 	c := &Conn{nc: inner, sys: sys{fd: fd, sh: sh}}
@@ -390,6 +394,8 @@ func (c *Conn) Close() {
 		c.rmu.Lock()
 		defer c.rmu.Unlock()
 		_ = unix.Close(c.fd)
-		_ = c.nc.Close()
+		if c.nc != nil {
+			_ = c.nc.Close()
+		}
 	}()
 }
