@@ -57,7 +57,9 @@ type scratch struct {
 }
 
 // wsConn is one websocket: the loop's Handler of its connection. It serves the session that
-// last sent /meta/connect over it.
+// last sent /meta/connect over it. Thousands of them sit idle: it is laid out to fit 256
+// bytes (flags together, one deadline field for two states that never overlap, the state of a
+// fragmented message allocated only while one arrives).
 type wsConn struct {
 	c    *sockloop.Conn
 	h    *handler
@@ -67,8 +69,8 @@ type wsConn struct {
 	inProcess atomic.Bool  // a batch is processed: its replies take the deliveries it caused
 
 	// The reading side, touched by Data alone (one call at a time).
-	partial []byte // an incomplete frame, as much of it as arrived
-	asm     wsframe.Assembler
+	partial []byte             // an incomplete frame, as much of it as arrived
+	asm     *wsframe.Assembler // a fragmented message, while its fragments arrive
 
 	// The messages read and not processed yet. Never taken with mu.
 	imu    sync.Mutex
@@ -77,19 +79,18 @@ type wsConn struct {
 	paused bool     // reading waits for the inbox to drain
 
 	// The writing side and the session binding.
+	closed     bool // nothing more is written or processed
+	corked     bool // more messages wait for processing: their replies join out, written after the last
+	processing bool // a batch is being processed: a session end waits for its replies
+	endAfter   bool // the session ended during the batch: close after its replies
 	mu         sync.Mutex
-	closed     bool   // nothing more is written or processed
-	drainUntil int64  // a closed socket is disposed of by then
 	out        []byte // framed bytes the socket did not take yet, or held back by corked
 	stalledAt  int64  // since when out is not empty
-	corked     bool   // more messages wait for processing: their replies join out, written after the last
-	processing bool   // a batch is being processed: a session end waits for its replies
-	endAfter   bool   // the session ended during the batch: close after its replies
 	cons       *faye.Consumer
 	release    func()
 	toRelease  func() // called by unlock, outside mu
 	held       []byte // the held connect's reply, encoded: it keeps nothing of the request alive
-	heldAt     int64
+	deadline   int64  // open: when the held reply is due; closed: when the socket is disposed of
 	pingAt     int64
 }
 
@@ -172,7 +173,7 @@ func (h *handler) closeLoop() {
 func (h *handler) serveConn(rx *sockloop.Loop, nc net.Conn, peer faye.Peer) (*wsConn, error) {
 	var w *wsConn
 	err := rx.Add(nc, func(c *sockloop.Conn) sockloop.Handler {
-		w = &wsConn{c: c, h: h, peer: peer, asm: wsframe.Assembler{Max: h.cfg.MaxFrameBytes}}
+		w = &wsConn{c: c, h: h, peer: peer}
 		w.lastRead.Store(time.Now().UnixNano())
 		return w
 	})
@@ -283,7 +284,7 @@ func (w *wsConn) frame(f wsframe.Frame) (code int, reason string) {
 	case wsframe.OpClose:
 		ce = wsframe.CheckClose(f.Payload)
 	default:
-		m, ok, err := w.asm.Add(f)
+		m, ok, err := w.assemble(f)
 		switch {
 		case errors.As(err, &ce):
 		case ok && m.Op == wsframe.OpText: // Faye sends text; binary messages are ignored
@@ -294,6 +295,22 @@ func (w *wsConn) frame(f wsframe.Frame) (code int, reason string) {
 		return 0, ""
 	}
 	return ce.Code, ce.Reason
+}
+
+// assemble adds a data frame to the message it belongs to. A message in one frame, the common
+// case, needs no state kept between frames.
+func (w *wsConn) assemble(f wsframe.Frame) (m wsframe.Message, ok bool, err error) {
+	if w.asm == nil && f.Fin {
+		a := wsframe.Assembler{Max: w.h.cfg.MaxFrameBytes}
+		return a.Add(f)
+	}
+	if w.asm == nil {
+		w.asm = &wsframe.Assembler{Max: w.h.cfg.MaxFrameBytes}
+	}
+	if m, ok, err = w.asm.Add(f); ok || err != nil {
+		w.asm = nil
+	}
+	return m, ok, err
 }
 
 // message queues a complete text message for processing, in order.
@@ -433,7 +450,7 @@ func (w *wsConn) bind(c *faye.Connect) {
 		w.sendFrameLocked(wsframe.OpText, bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil))
 		return
 	}
-	w.held, w.heldAt = bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil), time.Now().Add(c.Wait).UnixNano()
+	w.held, w.deadline = bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil), time.Now().Add(c.Wait).UnixNano()
 }
 
 // Queued is the session telling that deliveries wait: the loop's writer takes them, or with
@@ -591,7 +608,7 @@ func (w *wsConn) Tick(now int64) {
 	defer w.unlock()
 	switch {
 	case w.closed:
-		if now > w.drainUntil {
+		if now > w.deadline {
 			w.c.Close()
 		}
 	case now-w.lastRead.Load() > w.idle(): // half-open, or a client gone silent
@@ -599,7 +616,7 @@ func (w *wsConn) Tick(now int64) {
 	case len(w.out) > 0 && !w.corked && now-w.stalledAt > int64(writeTimeout): // a client that stopped reading
 		w.closeLocked(0, "")
 	default:
-		if w.held != nil && now >= w.heldAt {
+		if w.held != nil && now >= w.deadline {
 			w.sendFrameLocked(wsframe.OpText, w.held)
 			w.held = nil
 		}
@@ -648,5 +665,5 @@ func (w *wsConn) closeLocked(code int, reason string) {
 		return
 	}
 	w.c.CloseWrite()
-	w.drainUntil = time.Now().Add(closeLinger).UnixNano()
+	w.deadline = time.Now().Add(closeLinger).UnixNano()
 }
