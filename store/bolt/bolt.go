@@ -579,7 +579,11 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 		out = m
 		out.Seq = seq
 		mk := messageKey(m.OrgID, m.VisitorID, seq)
-		if err := put(msgs, mk, out); err != nil {
+		data, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		if err := msgs.Put(mk, data); err != nil {
 			return err
 		}
 		if err := ids.Put([]byte(m.ID), mk); err != nil {
@@ -591,14 +595,7 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 			}
 		}
 		created = true
-		return updateActivity(tx, m.ConversationID, func(a *store.Activity) {
-			a.LastMessage = &out
-			if m.Sender.Type == "visitor" {
-				a.UnreadByManager++
-			} else {
-				a.UnreadByVisitor++
-			}
-		})
+		return appendActivity(tx, m.ConversationID, data, m.Sender.Type == "visitor")
 	})
 	if err != nil {
 		return store.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, err)
@@ -737,6 +734,34 @@ func updateActivity(tx *bbolt.Tx, conversation string, fn func(*store.Activity))
 		return err
 	}
 	fn(&a)
+	return put(b, []byte(conversation), a)
+}
+
+// activityRecord is the stored form of store.Activity with the last message kept as the bytes
+// it was stored with, so that appending a message, the hottest write, encodes the message once
+// and never decodes the previous one. Its JSON is that of store.Activity, which reads it.
+type activityRecord struct {
+	LastMessage     json.RawMessage `json:"last_message"`
+	UnreadByVisitor int             `json:"unread_by_visitor"`
+	UnreadByManager int             `json:"unread_by_manager"`
+}
+
+// appendActivity records message (as stored) as the conversation's last one and counts it as
+// unread by the other side, in the caller's transaction.
+func appendActivity(tx *bbolt.Tx, conversation string, message []byte, fromVisitor bool) error {
+	b := tx.Bucket(bActivity)
+	var a activityRecord
+	if data := b.Get([]byte(conversation)); data != nil {
+		if err := json.Unmarshal(data, &a); err != nil {
+			return err
+		}
+	}
+	a.LastMessage = message
+	if fromVisitor {
+		a.UnreadByManager++
+	} else {
+		a.UnreadByVisitor++
+	}
 	return put(b, []byte(conversation), a)
 }
 
