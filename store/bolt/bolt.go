@@ -6,8 +6,8 @@
 // insert happen in the same transaction, an assignment compares and sets in one, a message's Seq
 // is taken and written in the same transaction, so messages become visible in Seq order, and
 // every change of a conversation moves its index entries in the transaction that makes it.
-// Writes go through DB.Batch, which commits concurrent writes together with one fsync (group
-// commit): durable and fast.
+// Writes go through groupCommit, which commits concurrent writes together with one fsync:
+// durable and fast.
 package bolt
 
 import (
@@ -71,7 +71,8 @@ const layoutVersion = "2"
 
 // Store is the bbolt implementation of store.Store.
 type Store struct {
-	db *bbolt.DB
+	db     *bbolt.DB
+	writes groupCommit
 }
 
 var _ store.Store = (*Store)(nil)
@@ -86,8 +87,6 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s (is another server using this data folder?): %w", path, err)
 	}
-	// Concurrent posts wait at most this long to share one commit.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -100,7 +99,7 @@ func Open(dir string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, writes: groupCommit{db: db}}, nil
 }
 
 // migrate builds the indexes of layout 2 for conversations and notifications stored before it,
@@ -222,13 +221,13 @@ func get(b *bbolt.Bucket, k []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-// update runs fn in a group-committed write transaction. fn may run more than once (bbolt retries
-// a batch without the function that failed), so it only sets its results from the transaction.
+// update runs fn in a group-committed write transaction. fn may run more than once (a group is
+// retried without the function that failed), so it only sets its results from the transaction.
 func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Batch(fn)
+	return s.writes.do(fn)
 }
 
 func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
