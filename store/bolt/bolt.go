@@ -6,8 +6,8 @@
 // insert happen in the same transaction, an assignment compares and sets in one, a message's Seq
 // is taken and written in the same transaction, so messages become visible in Seq order, and
 // every change of a conversation moves its index entries in the transaction that makes it.
-// Writes go through DB.Batch, which commits concurrent writes together with one fsync (group
-// commit): durable and fast.
+// Writes go through groupCommit, which commits concurrent writes together with one fsync:
+// durable and fast.
 package bolt
 
 import (
@@ -71,7 +71,8 @@ const layoutVersion = "2"
 
 // Store is the bbolt implementation of store.Store.
 type Store struct {
-	db *bbolt.DB
+	db     *bbolt.DB
+	writes groupCommit
 }
 
 var _ store.Store = (*Store)(nil)
@@ -86,8 +87,6 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s (is another server using this data folder?): %w", path, err)
 	}
-	// Concurrent posts wait at most this long to share one commit.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -100,7 +99,7 @@ func Open(dir string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, writes: groupCommit{db: db}}, nil
 }
 
 // migrate builds the indexes of layout 2 for conversations and notifications stored before it,
@@ -222,13 +221,13 @@ func get(b *bbolt.Bucket, k []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-// update runs fn in a group-committed write transaction. fn may run more than once (bbolt retries
-// a batch without the function that failed), so it only sets its results from the transaction.
+// update runs fn in a group-committed write transaction. fn may run more than once (a group is
+// retried without the function that failed), so it only sets its results from the transaction.
 func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Batch(fn)
+	return s.writes.do(fn)
 }
 
 func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
@@ -579,7 +578,11 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 		out = m
 		out.Seq = seq
 		mk := messageKey(m.OrgID, m.VisitorID, seq)
-		if err := put(msgs, mk, out); err != nil {
+		data, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		if err := msgs.Put(mk, data); err != nil {
 			return err
 		}
 		if err := ids.Put([]byte(m.ID), mk); err != nil {
@@ -591,14 +594,7 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 			}
 		}
 		created = true
-		return updateActivity(tx, m.ConversationID, func(a *store.Activity) {
-			a.LastMessage = &out
-			if m.Sender.Type == "visitor" {
-				a.UnreadByManager++
-			} else {
-				a.UnreadByVisitor++
-			}
-		})
+		return appendActivity(tx, m.ConversationID, data, m.Sender.Type == "visitor")
 	})
 	if err != nil {
 		return store.Message{}, false, fmt.Errorf("append message to %s: %w", m.ConversationID, err)
@@ -737,6 +733,34 @@ func updateActivity(tx *bbolt.Tx, conversation string, fn func(*store.Activity))
 		return err
 	}
 	fn(&a)
+	return put(b, []byte(conversation), a)
+}
+
+// activityRecord is the stored form of store.Activity with the last message kept as the bytes
+// it was stored with, so that appending a message, the hottest write, encodes the message once
+// and never decodes the previous one. Its JSON is that of store.Activity, which reads it.
+type activityRecord struct {
+	LastMessage     json.RawMessage `json:"last_message"`
+	UnreadByVisitor int             `json:"unread_by_visitor"`
+	UnreadByManager int             `json:"unread_by_manager"`
+}
+
+// appendActivity records message (as stored) as the conversation's last one and counts it as
+// unread by the other side, in the caller's transaction.
+func appendActivity(tx *bbolt.Tx, conversation string, message []byte, fromVisitor bool) error {
+	b := tx.Bucket(bActivity)
+	var a activityRecord
+	if data := b.Get([]byte(conversation)); data != nil {
+		if err := json.Unmarshal(data, &a); err != nil {
+			return err
+		}
+	}
+	a.LastMessage = message
+	if fromVisitor {
+		a.UnreadByManager++
+	} else {
+		a.UnreadByVisitor++
+	}
 	return put(b, []byte(conversation), a)
 }
 

@@ -64,25 +64,6 @@ func TestSecondOpenFailsClearly(t *testing.T) {
 	}
 }
 
-func BenchmarkAppendMessage(b *testing.B) {
-	s, err := Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	ctx := context.Background()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		visitor := store.NewID()
-		for pb.Next() {
-			if _, _, err := s.AppendMessage(ctx, store.Message{ID: store.NewID(), ConversationID: "c", OrgID: "O", VisitorID: visitor, Content: "hello"}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
 // countPrefix counts the keys of bucket b that start with prefix.
 func countPrefix(t *testing.T, s *Store, b []byte, prefix []byte) int {
 	t.Helper()
