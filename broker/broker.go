@@ -83,6 +83,16 @@ type Broker struct {
 	inlineIDs atomic.Int64
 
 	counters counters
+	// hooks are those added with AddHook, which decide whether a publish may route directly.
+	hooks []mqtt.Hook
+	// interest holds the MQTT clients' filters; inline the OnPublish functions. A server
+	// publish that no client filter matches, and that no hook would see, goes straight to
+	// inline (Publish), once direct is set at Start; noDirect keeps every publish on mochi's
+	// path (tests compare the two).
+	interest *interest
+	inline   inlineHandlers
+	direct   atomic.Bool
+	noDirect bool
 	// conns counts the sockets of each address, from accept (so before their CONNECT) to
 	// their end.
 	conns *ratelimit.Counter
@@ -105,7 +115,7 @@ func New(cfg Config, log *slog.Logger) *Broker {
 		// Every client keeps its read buffer for life; clients send small packets (acks,
 		// pings, commands), and a larger one is read past the buffer.
 		ClientNetReadBufferSize: readBufferSize})
-	return &Broker{srv: srv, cfg: cfg, log: log, conns: ratelimit.NewCounter(cfg.MaxConnsPerIP)}
+	return &Broker{srv: srv, cfg: cfg, log: log, conns: ratelimit.NewCounter(cfg.MaxConnsPerIP), interest: newInterest()}
 }
 
 // Server returns the mochi server, for hooks that need to look clients up.
@@ -116,7 +126,37 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 	if err := b.srv.AddHook(h, nil); err != nil {
 		return fmt.Errorf("add broker hook %s: %w", h.ID(), err)
 	}
+	b.hooks = append(b.hooks, h)
 	return nil
+}
+
+// directable reports whether the hooks let server publishes skip mochi's path at all: none
+// sees a publish after it is routed (the cluster hook forwards them all), and each that sees
+// one before can say which it passes untouched.
+func (b *Broker) directable() bool {
+	for _, h := range b.hooks {
+		if h.Provides(mqtt.OnPublished) {
+			return false
+		}
+		if _, ok := h.(PublishPasser); h.Provides(mqtt.OnPublish) && !ok {
+			return false
+		}
+	}
+	return !b.noDirect
+}
+
+// routesDirect reports whether a server publish to topic can reach only the inline
+// subscriptions: no MQTT client filter matches it and every OnPublish hook passes it.
+func (b *Broker) routesDirect(topic string) bool {
+	if !b.direct.Load() || b.interest.matches(topic) {
+		return false
+	}
+	for _, h := range b.hooks {
+		if p, ok := h.(PublishPasser); ok && h.Provides(mqtt.OnPublish) && !p.PassesServerPublish(topic) {
+			return false
+		}
+	}
+	return true
 }
 
 // Start opens the session store, listens on the configured address and serves. Hooks added
@@ -124,7 +164,8 @@ func (b *Broker) AddHook(h mqtt.Hook) error {
 func (b *Broker) Start() error {
 	limits := &limitHook{maxSubs: b.cfg.MaxSubscriptions, maxPacket: uint32(b.cfg.MaxPacketSize)}
 	drops := &dropHook{b: b, disconnect: b.srv.DisconnectClient}
-	hooks := []mqtt.Hook{&wireFixes{}, drops, &resendOrder{clients: b.srv.Clients}, limits, &statsHook{c: &b.counters}}
+	interest := &interestHook{in: b.interest}
+	hooks := []mqtt.Hook{&wireFixes{}, drops, &resendOrder{clients: b.srv.Clients}, limits, &statsHook{c: &b.counters}, interest}
 	for _, h := range hooks {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return fmt.Errorf("add broker hook %s: %w", h.ID(), err)
@@ -158,6 +199,8 @@ func (b *Broker) Start() error {
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("start broker: %w", err)
 	}
+	interest.syncAll(b.srv)
+	b.direct.Store(b.directable())
 	b.running.Store(true)
 	return nil
 }
@@ -404,10 +447,27 @@ func (b *Broker) Publish(org, name string, payload []byte) error {
 	if err != nil {
 		return fmt.Errorf("publish to %s of %s: %w", name, org, err)
 	}
+	if b.routesDirect(topic) {
+		b.publishDirect(topic, payload)
+		return nil
+	}
 	if err := b.srv.Publish(topic, payload, false, PublishQoS); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil
+}
+
+// publishDirect does what mochi's path does for a publish only inline subscriptions match:
+// it calls them, counts a server publish (statsHook.OnPublished), and bumps the packets and
+// messages received that mochi's InjectPacket counts in its $SYS info. It skips mochi's
+// gathering of the subscribers into fresh maps and its copies of the packet.
+func (b *Broker) publishDirect(topic string, payload []byte) {
+	for _, fn := range b.inline.all() {
+		fn(topic, payload)
+	}
+	b.counters.serverPublishes.Add(1)
+	atomic.AddInt64(&b.srv.Info.PacketsReceived, 1)
+	atomic.AddInt64(&b.srv.Info.MessagesReceived, 1)
 }
 
 // OnPublish calls fn with every publish that passes through the broker, from any client or
@@ -422,6 +482,7 @@ func (b *Broker) OnPublish(fn func(topic string, payload []byte)) error {
 	if err != nil {
 		return fmt.Errorf("subscribe the broker's publishes: %w", err)
 	}
+	b.inline.add(fn)
 	return nil
 }
 

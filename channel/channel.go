@@ -61,10 +61,7 @@ func validSegment(s string) bool {
 
 // Valid reports whether name is a Faye channel name or pattern as Faye 1.4 accepts it:
 // literal segments, optionally ending in `/*` (one segment) or `/**` (any depth).
-func Valid(name string) bool {
-	_, err := segments(name)
-	return err == nil
-}
+func Valid(name string) bool { return checkName(name) == nil }
 
 // IsPattern reports whether a valid channel name ends in a wildcard.
 func IsPattern(name string) bool {
@@ -74,22 +71,23 @@ func IsPattern(name string) bool {
 // IsMeta reports whether name is a Bayeux protocol channel (`/meta/...`), which is never routed.
 func IsMeta(name string) bool { return name == "/meta" || strings.HasPrefix(name, "/meta/") }
 
-// segments splits a channel name and validates it against the Faye grammar.
-func segments(name string) ([]string, error) {
+// checkName validates a channel name against the Faye grammar. It walks the segments in
+// place: every publish passes here twice (ToTopic, FromTopic), and splitting allocated.
+func checkName(name string) error {
 	if len(name) > MaxLen || len(name) < 2 || name[0] != '/' {
-		return nil, fmt.Errorf("%w: %q", ErrInvalidChannel, clip(name))
+		return fmt.Errorf("%w: %q", ErrInvalidChannel, clip(name))
 	}
-	segs := strings.Split(name[1:], "/")
-	for i, s := range segs {
-		last := i == len(segs)-1
-		if last && (s == "*" || s == "**") {
-			continue
+	for rest, more := name[1:], true; more; {
+		var s string
+		s, rest, more = strings.Cut(rest, "/")
+		if !more && (s == "*" || s == "**") {
+			break
 		}
 		if !validSegment(s) {
-			return nil, fmt.Errorf("%w: %q", ErrInvalidChannel, clip(name))
+			return fmt.Errorf("%w: %q", ErrInvalidChannel, clip(name))
 		}
 	}
-	return segs, nil
+	return nil
 }
 
 // ToTopic maps the Faye channel name (or pattern) of organisation org to its MQTT topic (or
@@ -99,36 +97,25 @@ func ToTopic(org, name string) (string, error) {
 	if !ValidID(org) {
 		return "", fmt.Errorf("%w: organisation %q", ErrInvalidID, clip(org))
 	}
-	segs, err := segments(name)
-	if err != nil {
+	if err := checkName(name); err != nil {
 		return "", err
 	}
 	if IsMeta(name) {
 		return "", fmt.Errorf("%w: meta channel %q has no topic", ErrInvalidChannel, name)
 	}
-	var b strings.Builder
-	b.Grow(len(TopicRoot) + len(org) + len(name) + 2)
-	b.WriteString(TopicRoot)
-	b.WriteByte('/')
-	b.WriteString(org)
-	for _, s := range segs {
-		b.WriteByte('/')
-		switch s {
-		case "*":
-			b.WriteByte('+')
-		case "**":
-			b.WriteByte('#')
-		default:
-			b.WriteString(s)
-		}
+	switch {
+	case strings.HasSuffix(name, "/**"):
+		return TopicRoot + "/" + org + name[:len(name)-2] + "#", nil
+	case strings.HasSuffix(name, "/*"):
+		return TopicRoot + "/" + org + name[:len(name)-1] + "+", nil
 	}
-	return b.String(), nil
+	return TopicRoot + "/" + org + name, nil
 }
 
 // FromTopic maps an MQTT topic (or filter) back to its organisation and Faye channel name.
 // It is the exact inverse of ToTopic: a topic that has no Faye equivalent (outside `orgs/`, a `+`
 // anywhere but last, a segment outside the Faye grammar, the meta channels) is rejected rather
-// than altered.
+// than altered. The name of a concrete topic is the topic's own tail, not a copy.
 func FromTopic(topic string) (org, name string, err error) {
 	if len(topic) > MaxLen {
 		return "", "", fmt.Errorf("%w: %q", ErrInvalidTopic, clip(topic))
@@ -141,24 +128,19 @@ func FromTopic(topic string) (org, name string, err error) {
 	if !ok || !ValidID(org) || path == "" {
 		return "", "", fmt.Errorf("%w: %q has no organisation and channel", ErrInvalidTopic, clip(topic))
 	}
-	segs := strings.Split(path, "/")
-	var b strings.Builder
-	b.Grow(len(path) + 2)
-	for i, s := range segs {
-		last := i == len(segs)-1
-		b.WriteByte('/')
+	name = topic[len(topic)-len(path)-1:] // "/" + path
+	for segs, more := path, true; more; {
+		var s string
+		s, segs, more = strings.Cut(segs, "/")
 		switch {
-		case last && s == "+":
-			b.WriteByte('*')
-		case last && s == "#":
-			b.WriteString("**")
-		case validSegment(s):
-			b.WriteString(s)
-		default:
+		case !more && s == "+":
+			name = name[:len(name)-1] + "*"
+		case !more && s == "#":
+			name = name[:len(name)-1] + "**"
+		case !validSegment(s):
 			return "", "", fmt.Errorf("%w: %q has no Faye channel", ErrInvalidTopic, clip(topic))
 		}
 	}
-	name = b.String()
 	if IsMeta(name) {
 		return "", "", fmt.Errorf("%w: %q maps to a meta channel", ErrInvalidTopic, clip(topic))
 	}

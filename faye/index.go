@@ -73,15 +73,20 @@ func (ix *index) match(org, name string, fn func(*session)) {
 		}
 	}
 	sets := make([]map[*session]struct{}, 0, 4)
-	if set := ix.exact[org+"\x00"+name]; set != nil {
+	// Every key looked up is a prefix of org \0 name: built once, on the stack for usual
+	// lengths, and looked up as string(key[:n]), which does not copy.
+	var buf [160]byte
+	key := append(append(append(buf[:0], org...), 0), name...)
+	at := len(org) + 1 // where the name starts in key
+	if set := ix.exact[string(key)]; set != nil {
 		sets = append(sets, set)
 	}
 	parent := name[:strings.LastIndexByte(name, '/')]
-	if set := ix.one[org+"\x00"+parent]; set != nil {
+	if set := ix.one[string(key[:at+len(parent)])]; set != nil {
 		sets = append(sets, set)
 	}
 	for p := parent; ; p = p[:strings.LastIndexByte(p, '/')] {
-		if set := ix.many[org+"\x00"+p]; set != nil {
+		if set := ix.many[string(key[:at+len(p)])]; set != nil {
 			sets = append(sets, set)
 		}
 		if p == "" {

@@ -82,15 +82,29 @@ type answerError struct {
 	Message string `json:"message"`
 }
 
+// postTopic returns the organisation and conversation of a conversation's post topic; ok
+// false for every other topic, which the hook lets through.
+func postTopic(topic string) (org string, ch channel.Channel, ok bool) {
+	org, name, err := channel.FromTopic(topic)
+	if err != nil {
+		return "", channel.Channel{}, false
+	}
+	ch = channel.Classify(name)
+	return org, ch, ch.Kind == channel.ConversationSub && ch.Sub == channel.SubPost
+}
+
+// PassesServerPublish implements broker.PublishPasser: OnPublish lets every publish through
+// but those to a post topic.
+func (h *Hook) PassesServerPublish(topic string) bool {
+	_, _, post := postTopic(topic)
+	return !post
+}
+
 // OnPublish handles publishes to a conversation's post topic; every other publish passes.
 // The broker's ACL already checked that the client may publish there.
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	org, name, err := channel.FromTopic(pk.TopicName)
-	if err != nil {
-		return pk, nil
-	}
-	ch := channel.Classify(name)
-	if ch.Kind != channel.ConversationSub || ch.Sub != channel.SubPost {
+	org, ch, post := postTopic(pk.TopicName)
+	if !post {
 		return pk, nil
 	}
 	id, ok := h.ids.Identity(cl)
