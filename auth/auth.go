@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,6 +105,7 @@ type Verifier struct {
 	cfg    Config
 	parser *jwt.Parser
 	logs   *ratelimit.Limiter
+	seen   *verified
 }
 
 // NewVerifier returns a verifier for cfg.
@@ -125,7 +127,7 @@ func NewVerifier(cfg Config) *Verifier {
 	if perMinute <= 0 {
 		perMinute = DefaultLogPerMinute
 	}
-	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...), logs: ratelimit.New(perMinute)}
+	return &Verifier{cfg: cfg, parser: jwt.NewParser(opts...), logs: ratelimit.New(perMinute), seen: newVerified(cfg.OrgKeys)}
 }
 
 // Reasons a token is refused; every one also wraps ErrInvalidToken.
@@ -142,7 +144,7 @@ var (
 
 // key picks the key that may verify t: the organisation's own key named by kid when the
 // claimed org has keys (then *orgKeyed becomes true), else the server key named by kid.
-func (v *Verifier) key(t *jwt.Token, orgKeyed *bool) (any, error) {
+func (v *Verifier) key(t *jwt.Token, use *keyUse) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	alg := t.Method.Alg()
 	if v.cfg.OrgKeys != nil {
@@ -153,13 +155,14 @@ func (v *Verifier) key(t *jwt.Token, orgKeyed *bool) (any, error) {
 				return nil, errors.New("org must be 1-64 characters of [A-Za-z0-9_-]")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), orgKeysTimeout)
-			keys, err := v.cfg.OrgKeys.keys(ctx, c.Org)
+			keys, until, err := v.cfg.OrgKeys.keys(ctx, c.Org)
 			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrKeysUnknown, err)
 			}
+			use.keysUntil = until
 			if len(keys) > 0 {
-				*orgKeyed = true
+				use.orgKeyed = true
 				k, ok := keys[kid]
 				switch {
 				case !ok:
@@ -228,25 +231,45 @@ func (v *Verifier) verify(token string, allowAdmin bool) (Identity, time.Time, e
 	if len(token) > MaxTokenBytes {
 		return Identity{}, time.Time{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
 	}
+	sum, now, epoch := sha256.Sum256([]byte(token)), v.seen.now(), v.cfg.OrgKeys.epoch()
+	if id, exp, ok := v.seen.get(sum, now, epoch); ok && (allowAdmin || id.Role != Admin) {
+		return id, exp, nil
+	}
+	id, exp, use, err := v.check(token, allowAdmin)
+	if err == nil {
+		v.seen.put(sum, id, exp, now, use.keysUntil, epoch)
+	}
+	return id, exp, err
+}
+
+// keyUse is what the key function learnt: whether the token's organisation has keys of its
+// own, and until when the org key cache trusts what it answered (zero: it was not asked).
+type keyUse struct {
+	orgKeyed  bool
+	keysUntil time.Time
+}
+
+// check verifies a token in full: signature and key choice, expiry, audience, issuer, claims.
+func (v *Verifier) check(token string, allowAdmin bool) (Identity, time.Time, keyUse, error) {
 	var c claims
-	orgKeyed := false
-	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return v.key(t, &orgKeyed) })
+	var use keyUse
+	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return v.key(t, &use) })
 	id := Identity{Subject: c.Subject, Role: c.Role, Org: c.Org}
 	if err != nil {
-		err = fmt.Errorf("%w: %w", ErrInvalidToken, reason(err, orgKeyed))
+		err = fmt.Errorf("%w: %w", ErrInvalidToken, reason(err, use.orgKeyed))
 		v.refused(id, err)
-		return Identity{}, time.Time{}, err
+		return Identity{}, time.Time{}, use, err
 	}
 	if id.Role == Admin && !allowAdmin {
 		err := fmt.Errorf("%w: %w", ErrInvalidToken, ErrAdminToken)
 		v.refused(id, err)
-		return Identity{}, time.Time{}, err
+		return Identity{}, time.Time{}, use, err
 	}
 	if err := id.validate(); err != nil {
 		v.refused(id, err)
-		return Identity{}, time.Time{}, err
+		return Identity{}, time.Time{}, use, err
 	}
-	return id, c.ExpiresAt.Time.Add(v.cfg.Leeway), nil
+	return id, c.ExpiresAt.Time.Add(v.cfg.Leeway), use, nil
 }
 
 // refused logs a refused token's reason and claims (unverified, so only for the record).

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -115,6 +116,9 @@ type KeyCache struct {
 
 	mu      sync.Mutex
 	entries map[string]cacheEntry
+	// changes counts Invalidate calls: the verifier's cache of checked tokens keeps answers
+	// only while it has not moved.
+	changes atomic.Uint64
 }
 
 // NewKeyCache caches src's answers for ttl.
@@ -131,22 +135,31 @@ func (c *KeyCache) Invalidate(org string) {
 	c.mu.Lock()
 	delete(c.entries, org)
 	c.mu.Unlock()
+	c.changes.Add(1)
+}
+
+// epoch is the number of changes made on this node so far (0 for a nil cache).
+func (c *KeyCache) epoch() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.changes.Load()
 }
 
 // keys returns org's keys by kid. A key that no longer parses is left out rather than failing
 // the organisation, so that one bad key cannot lock every token of it out; its kid is then
 // unknown.
-func (c *KeyCache) keys(ctx context.Context, org string) (map[string]parsedKey, error) {
+func (c *KeyCache) keys(ctx context.Context, org string) (map[string]parsedKey, time.Time, error) {
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.entries[org]
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
-		return e.keys, nil
+		return e.keys, e.expires, nil
 	}
 	list, err := c.src.OrgKeys(ctx, org)
 	if err != nil {
-		return nil, fmt.Errorf("load keys of organisation %s: %w", org, err)
+		return nil, time.Time{}, fmt.Errorf("load keys of organisation %s: %w", org, err)
 	}
 	keys := make(map[string]parsedKey, len(list))
 	for _, k := range list {
@@ -160,7 +173,7 @@ func (c *KeyCache) keys(ctx context.Context, org string) (map[string]parsedKey, 
 	}
 	c.entries[org] = cacheEntry{keys: keys, expires: now.Add(c.ttl)}
 	c.mu.Unlock()
-	return keys, nil
+	return keys, now.Add(c.ttl), nil
 }
 
 // maxCachedOrgs bounds the cache, since the org claim of an unverified token picks the entry.
