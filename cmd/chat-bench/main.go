@@ -40,7 +40,7 @@ const usage = `chat-bench: load scenarios against a running server (loopback onl
 Every run prints a line for people and a JSON line for scripts. Server CPU (utime+stime) and
 memory come from /proc/<-pid>. The server must allow the load from one address: for this
 server CHAT_LIMITS_CONNECTIONS_PER_IP=0 CHAT_LIMITS_HANDSHAKES_PER_MINUTE_PER_IP=0
-CHAT_LIMITS_POSTS_PER_MINUTE=0 CHAT_LIMITS_OPENS_PER_MINUTE_PER_IP=0.
+CHAT_LIMITS_POSTS_PER_MINUTE=0 CHAT_LIMITS_OPENS_PER_MINUTE_PER_IP=0 CHAT_LIMITS_MQTT_CONNECTS_PER_MINUTE_PER_IP=0.
 
 Flags:
 `

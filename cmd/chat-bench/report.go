@@ -19,22 +19,25 @@ type row struct {
 	format string
 	higher bool // a higher value is better
 	target float64
+	// ratio, when set, is the target instead: ours at least that many times better than the
+	// reference (both measured in the same run).
+	ratio float64
 }
 
 var rows = []row{
-	{"idle-faye", "idle Faye websocket clients (%d), server memory per client, KB", "faye", kb, "%.1f", false, 5},
-	{"idle2-faye", "idle Faye websocket clients (%d), server memory per client, KB", "faye", kb, "%.1f", false, 5},
-	{"fanout-faye", "Faye fan-out, %d subscribers, flat out: deliveries per server CPU-second", "faye", perCPU, "%.0f", true, 350_000},
-	{"fanout-faye-rate", "Faye fan-out, %d subscribers at the set rate: p99 latency, ms", "faye", p99, "%.1f", false, 10},
-	{"pairs-faye", "Faye pairs, %d conversations: deliveries per server CPU-second", "faye", perCPU, "%.0f", true, 175_000},
-	{"idle-mqtt", "idle MQTT clients (%d), server memory per client, KB", "mosquitto", kb, "%.1f", false, 4},
-	{"fanout-mqtt", "MQTT fan-out, %d subscribers, flat out: deliveries per server CPU-second", "mosquitto", perCPU, "%.0f", true, 150_000},
-	{"chat", "chat path, %d conversations: REST posts stored (fsync) per second", "", func(r *Result) float64 { return r.SentPerSec }, "%.0f", true, 5000},
-	{"chat", "chat path, %d conversations: delivery p99 (Faye and MQTT), ms", "", p99, "%.1f", false, 20},
-	{"held-faye", "%d concurrent Faye websocket clients held: share receiving a broadcast, %%", "faye", func(r *Result) float64 { return 100 * float64(r.Received) / float64(max(r.Clients, 1)) }, "%.1f", true, 100},
+	{"idle-faye", "idle Faye websocket clients (%d), server memory per client, KB (1,000 B)", "faye", kb, "%.1f", false, 5, 0},
+	{"idle2-faye", "idle Faye websocket clients (%d), server memory per client, KB (1,000 B)", "faye", kb, "%.1f", false, 5, 0},
+	{"fanout-faye", "Faye fan-out, %d subscribers, flat out: deliveries per server CPU-second", "faye", perCPU, "%.0f", true, 0, 8},
+	{"fanout-faye-rate", "Faye fan-out, %d subscribers at the set rate: p99 latency, ms", "faye", p99, "%.1f", false, 10, 0},
+	{"pairs-faye", "Faye pairs, %d conversations: deliveries per server CPU-second", "faye", perCPU, "%.0f", true, 0, 3},
+	{"idle-mqtt", "idle MQTT clients (%d), server memory per client, KB (1,000 B)", "mosquitto", kb, "%.1f", false, 20.5, 0},
+	{"fanout-mqtt", "MQTT fan-out, %d subscribers, flat out: deliveries per server CPU-second", "mosquitto", perCPU, "%.0f", true, 150_000, 0},
+	{"chat", "chat path, %d conversations: REST posts stored (fsync) per second", "", func(r *Result) float64 { return r.SentPerSec }, "%.0f", true, 5000, 0},
+	{"chat", "chat path, %d conversations: delivery p99 (Faye and MQTT), ms", "", p99, "%.1f", false, 20, 0},
+	{"held-faye", "%d concurrent Faye websocket clients held: share receiving a broadcast, %%", "faye", func(r *Result) float64 { return 100 * float64(r.Received) / float64(max(r.Clients, 1)) }, "%.1f", true, 100, 0},
 }
 
-func kb(r *Result) float64     { return r.BytesPerClient / 1024 }
+func kb(r *Result) float64     { return r.BytesPerClient / 1000 }
 func perCPU(r *Result) float64 { return r.DeliveriesPerCPU }
 func p99(r *Result) float64    { return r.P99ms }
 
@@ -104,8 +107,9 @@ func report(w io.Writer, path string) error {
 			}
 			met = map[bool]string{true: "yes", false: "**no**"}[good]
 		}
+		x := 0.0
 		if ref != nil && ours != nil && rv > 0 && ov > 0 {
-			x := ov / rv
+			x = ov / rv
 			if !row.higher {
 				x = rv / ov
 			}
@@ -120,7 +124,15 @@ func report(w io.Writer, path string) error {
 		if !row.higher {
 			cmp = "≤"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s %s | %s |\n", title, refText, oursText, ratio, cmp, trimZeros(fmt.Sprintf(row.format, row.target)), met)
+		target := cmp + " " + trimZeros(fmt.Sprintf(row.format, row.target))
+		if row.ratio > 0 {
+			target = fmt.Sprintf("≥ %g× %s", row.ratio, row.ref)
+			met = "—"
+			if x > 0 {
+				met = map[bool]string{true: "yes", false: "**no**"}[x >= row.ratio]
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", title, refText, oursText, ratio, target, met)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Every run:")
