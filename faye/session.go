@@ -26,17 +26,16 @@ type Consumer struct {
 // which keeps no goroutine waiting on channels).
 type Sink interface {
 	// Queued says messages wait (take them with Consumer.Take). It is called on the
-	// publisher's goroutine and must not block: it schedules the write, or with inline does it
-	// if the socket takes it now.
-	Queued(inline bool)
+	// publisher's goroutine and must not block: it schedules the write.
+	Queued()
 	// Ended says c no longer consumes: another consumer replaced it (closed false) or the
 	// session ended (closed true). Never called under the session's lock.
 	Ended(c *Consumer, closed bool)
 }
 
-func (c *Consumer) signal(inline bool) {
+func (c *Consumer) signal() {
 	if c.sink != nil {
-		c.sink.Queued(inline)
+		c.sink.Queued()
 		return
 	}
 	select {
@@ -160,7 +159,7 @@ func (s *session) attach(streaming bool, sk Sink) *Consumer {
 		old.end(false)
 	}
 	if queued {
-		c.signal(false)
+		c.signal()
 	}
 	return c
 }

@@ -453,16 +453,11 @@ func (w *wsConn) bind(c *faye.Connect) {
 	w.held, w.deadline = bayeux.EncodeBatch([]bayeux.Reply{c.Reply}, nil), time.Now().Add(c.Wait).UnixNano()
 }
 
-// Queued is the session telling that deliveries wait: the loop's writer takes them, or with
-// inline this goroutine writes now, or the batch this client's goroutine is processing takes
-// them with its replies (so a delivery waits at most for that batch: one write instead of two
+// Queued is the session telling that deliveries wait: the loop's writer takes them, or the
+// batch this client's goroutine is processing takes them with its replies (so a delivery waits at most for that batch: one write instead of two
 // when a client publishes to a channel it is subscribed to).
-func (w *wsConn) Queued(inline bool) {
-	switch {
-	case w.inProcess.Load():
-	case inline:
-		w.Writable()
-	default:
+func (w *wsConn) Queued() {
+	if !w.inProcess.Load() {
 		w.c.Wake()
 	}
 }
