@@ -211,17 +211,26 @@ func (s *Service) orgLock(org string) *sync.Mutex {
 }
 
 // create makes a new open conversation; the counterpart is the opening manager, or the chosen
-// on-duty manager when a visitor (or service) opens it.
+// on-duty manager when a visitor (or service) opens it. With nobody to take it, the
+// organisation's offline_mode decides: chat_offline, or a pending conversation.
 func (s *Service) create(ctx context.Context, id auth.Identity, visitorID string) (store.Conversation, error) {
 	mu := s.orgLock(id.Org)
 	mu.Lock()
 	defer mu.Unlock()
 	manager, status := id.Subject, store.StatusOpen
 	if id.Role != auth.Manager {
-		var err error
-		if manager, err = s.chooseManager(ctx, id.Org); err != nil {
-			if queued, qerr := s.queues(ctx, id.Org, err); !queued {
-				return store.Conversation{}, qerr
+		r, err := s.roster(ctx, id.Org, "")
+		if err != nil {
+			return store.Conversation{}, err
+		}
+		var ok bool
+		if manager, ok = r.pick(s.now()); !ok {
+			o, err := s.orgOf(ctx, id.Org)
+			switch {
+			case err != nil:
+				return store.Conversation{}, err
+			case o.OfflineMode != store.OfflineQueue:
+				return store.Conversation{}, newErr(KindOffline, "chat_offline", "%s", offlineMessage(o))
 			}
 			manager, status = "", store.StatusPending
 		}
@@ -235,67 +244,76 @@ func (s *Service) create(ctx context.Context, id auth.Identity, visitorID string
 	return c, err
 }
 
-// queues tells whether an opening that found no manager (err) becomes a pending conversation:
-// under offline_mode queue it does; otherwise err (chat_offline) stands.
-func (s *Service) queues(ctx context.Context, org string, err error) (bool, error) {
-	if e := AsError(err); e == nil || e.Kind != KindOffline {
-		return false, err
+// orgOf returns an organisation's settings; one never put has the defaults (the zero Org).
+func (s *Service) orgOf(ctx context.Context, org string) (store.Org, error) {
+	o, err := s.store.Org(ctx, org)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Org{}, storeErr(err, nil)
 	}
-	o, oerr := s.store.Org(ctx, org)
-	switch {
-	case oerr != nil && !errors.Is(oerr, store.ErrNotFound):
-		return false, storeErr(oerr, nil)
-	case oerr == nil && o.OfflineMode == store.OfflineQueue:
-		return true, nil
-	}
-	return false, err
+	return o, nil
 }
 
-// chooseManager picks among the on-duty managers the least loaded one below its capacity, ties
-// going to the one assigned longest ago (never assigned counts as longest) and then by id, so
-// the choice is deterministic.
-func (s *Service) chooseManager(ctx context.Context, org string) (string, error) {
-	return s.chooseManagerExcept(ctx, org, "")
+// offlineMessage is what a visitor is told when nobody can take its conversation.
+func offlineMessage(o store.Org) string {
+	if o.ChatOfflineMessage != "" {
+		return o.ChatOfflineMessage
+	}
+	return DefaultOfflineMessage
 }
 
-// chooseManagerExcept is chooseManager never choosing except.
-func (s *Service) chooseManagerExcept(ctx context.Context, org, except string) (string, error) {
-	onDuty := slices.DeleteFunc(slices.Clone(s.duty.OnDuty(org)), func(m string) bool { return m == except })
-	if len(onDuty) > 0 {
-		loads, err := s.store.OpenCounts(ctx, org)
-		if err != nil {
-			return "", storeErr(err, nil)
+// roster is the on-duty managers of an organisation with their loads and registrations, read
+// once for a round of assignments made under the organisation's lock, where loads change only
+// by the round's own picks.
+type roster struct {
+	onDuty []string // sorted by id
+	loads  map[string]int
+	info   map[string]store.Manager
+}
+
+// roster reads who of org may be given conversations now, except one manager ("" for none).
+func (s *Service) roster(ctx context.Context, org, except string) (*roster, error) {
+	r := &roster{onDuty: slices.DeleteFunc(slices.Clone(s.duty.OnDuty(org)), func(m string) bool { return m == except })}
+	if len(r.onDuty) == 0 {
+		return r, nil
+	}
+	var err error
+	if r.loads, err = s.store.OpenCounts(ctx, org); err != nil {
+		return nil, storeErr(err, nil)
+	}
+	if r.info, err = s.store.Managers(ctx, org, r.onDuty); err != nil {
+		return nil, storeErr(err, nil)
+	}
+	return r, nil
+}
+
+// pick chooses the least loaded on-duty manager below its capacity, ties going to the one
+// assigned longest ago (never assigned counts as longest) and then by id, so the choice is
+// deterministic; it counts the assignment at at, as the store will. false: nobody has room.
+func (r *roster) pick(at time.Time) (string, bool) {
+	best := ""
+	var bestLoad int
+	var bestAt time.Time
+	for _, m := range r.onDuty {
+		info, load := r.info[m], r.loads[m]
+		if info.Capacity > 0 && load >= info.Capacity {
+			continue
 		}
-		managers, err := s.store.Managers(ctx, org, onDuty)
-		if err != nil {
-			return "", storeErr(err, nil)
+		var last time.Time
+		if info.LastAssignedAt != nil {
+			last = *info.LastAssignedAt
 		}
-		best := ""
-		var bestLoad int
-		var bestAt time.Time
-		for _, m := range onDuty { // sorted by id
-			info := managers[m]
-			load := loads[m]
-			if info.Capacity > 0 && load >= info.Capacity {
-				continue
-			}
-			var at time.Time
-			if info.LastAssignedAt != nil {
-				at = *info.LastAssignedAt
-			}
-			if best == "" || load < bestLoad || load == bestLoad && at.Before(bestAt) {
-				best, bestLoad, bestAt = m, load, at
-			}
-		}
-		if best != "" {
-			return best, nil
+		if best == "" || load < bestLoad || load == bestLoad && last.Before(bestAt) {
+			best, bestLoad, bestAt = m, load, last
 		}
 	}
-	msg, err := s.OfflineMessage(ctx, org)
-	if err != nil {
-		return "", err
+	if best == "" {
+		return "", false
 	}
-	return "", newErr(KindOffline, "chat_offline", "%s", msg)
+	r.loads[best]++
+	info := r.info[best]
+	info.LastAssignedAt = &at
+	r.info[best] = info
+	return best, true
 }
 
 // ContentOf reads the raw JSON `content` of a post, the same for every door. Absent is "",

@@ -296,14 +296,15 @@ func (s *Service) AssignPending(ctx context.Context, org string) (int, error) {
 	if err != nil {
 		return 0, storeErr(err, nil)
 	}
+	r, err := s.roster(ctx, org, "")
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for _, ci := range items {
-		to, err := s.chooseManager(ctx, org)
-		if err != nil {
-			if AsError(err) != nil && AsError(err).Kind == KindOffline {
-				return n, nil // nobody has room left
-			}
-			return n, err
+		to, ok := r.pick(s.now())
+		if !ok {
+			return n, nil // nobody has room left
 		}
 		if _, err := s.moveTo(ctx, ci.Conversation, to); err != nil {
 			if errors.Is(err, errMoved) {
@@ -362,14 +363,11 @@ func (s *Service) Stop() {
 
 // OfflineMessage is the organisation's chat_offline_message, or DefaultOfflineMessage.
 func (s *Service) OfflineMessage(ctx context.Context, org string) (string, error) {
-	o, err := s.store.Org(ctx, org)
-	switch {
-	case err == nil && o.ChatOfflineMessage != "":
-		return o.ChatOfflineMessage, nil
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return "", storeErr(err, nil)
+	o, err := s.orgOf(ctx, org)
+	if err != nil {
+		return "", err
 	}
-	return DefaultOfflineMessage, nil
+	return offlineMessage(o), nil
 }
 
 // OnDutyManagers returns the managers of the caller's organisation on duty now (cluster-wide
@@ -477,6 +475,10 @@ func (s *Service) release(ctx context.Context, org, manager string, toPending bo
 	mu := s.orgLock(org)
 	mu.Lock()
 	defer mu.Unlock()
+	r, err := s.roster(ctx, org, manager)
+	if err != nil {
+		return 0, err
+	}
 	moved := 0
 	for {
 		items, _, err := s.store.ListConversations(ctx, store.ConversationQuery{OrgID: org, Status: store.StatusOpen, ManagerID: manager, Oldest: true, Limit: pendingBatch})
@@ -485,15 +487,9 @@ func (s *Service) release(ctx context.Context, org, manager string, toPending bo
 		}
 		progress := false
 		for _, ci := range items {
-			to, err := s.chooseManagerExcept(ctx, org, manager)
-			switch {
-			case AsError(err) != nil && AsError(err).Kind == KindOffline:
-				if !toPending {
-					return moved, nil
-				}
-				to = ""
-			case err != nil:
-				return moved, err
+			to, ok := r.pick(s.now())
+			if !ok && !toPending {
+				return moved, nil
 			}
 			if _, err := s.moveTo(ctx, ci.Conversation, to); err != nil {
 				if errors.Is(err, errMoved) {
