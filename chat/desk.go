@@ -165,21 +165,28 @@ var (
 	errMoved       = newErr(KindConflict, "conversation_busy", "the conversation changed concurrently, retry")
 )
 
-// needRoom returns errManagerFull unless manager may take one more open conversation of org.
-func (s *Service) needRoom(ctx context.Context, org, manager string) error {
-	managers, err := s.store.Managers(ctx, org, []string{manager})
+// manager returns what the store knows of one manager of org (Registered false: nothing).
+func (s *Service) manager(ctx context.Context, org, id string) (store.Manager, error) {
+	managers, err := s.store.Managers(ctx, org, []string{id})
 	if err != nil {
-		return storeErr(err, nil)
+		return store.Manager{}, storeErr(err, nil)
 	}
-	capacity := managers[manager].Capacity
+	m := managers[id]
+	m.OrgID, m.ID = org, id
+	return m, nil
+}
+
+// needRoom returns errManagerFull unless m may take one more open conversation.
+func (s *Service) needRoom(ctx context.Context, m store.Manager) error {
+	capacity := m.Capacity
 	if capacity == 0 {
 		return nil
 	}
-	loads, err := s.store.OpenCounts(ctx, org)
+	loads, err := s.store.OpenCounts(ctx, m.OrgID)
 	if err != nil {
 		return storeErr(err, nil)
 	}
-	if loads[manager] >= capacity {
+	if loads[m.ID] >= capacity {
 		return errManagerFull
 	}
 	return nil
@@ -240,16 +247,14 @@ func (s *Service) Transfer(ctx context.Context, id auth.Identity, convID, to str
 	case c.ManagerID == to:
 		return c, nil
 	}
-	if !slices.Contains(s.duty.OnDuty(id.Org), to) {
-		known, err := s.store.Managers(ctx, id.Org, []string{to})
-		if err != nil {
-			return store.Conversation{}, storeErr(err, nil)
-		}
-		if !known[to].Registered {
-			return store.Conversation{}, newErr(KindNotFound, "manager_not_found", "manager %s is neither registered nor on duty", to)
-		}
+	target, err := s.manager(ctx, id.Org, to)
+	if err != nil {
+		return store.Conversation{}, err
 	}
-	if err := s.needRoom(ctx, id.Org, to); err != nil {
+	if !target.Registered && !slices.Contains(s.duty.OnDuty(id.Org), to) {
+		return store.Conversation{}, newErr(KindNotFound, "manager_not_found", "manager %s is neither registered nor on duty", to)
+	}
+	if err := s.needRoom(ctx, target); err != nil {
 		return store.Conversation{}, err
 	}
 	return s.moveTo(ctx, c, to)
@@ -271,7 +276,11 @@ func (s *Service) Claim(ctx context.Context, id auth.Identity, convID string) (s
 	case c.Status != store.StatusPending:
 		return store.Conversation{}, errNotPending
 	}
-	if err := s.needRoom(ctx, id.Org, id.Subject); err != nil {
+	me, err := s.manager(ctx, id.Org, id.Subject)
+	if err != nil {
+		return store.Conversation{}, err
+	}
+	if err := s.needRoom(ctx, me); err != nil {
 		return store.Conversation{}, err
 	}
 	return s.moveTo(ctx, c, id.Subject)
