@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -71,6 +72,7 @@ type Service struct {
 	assign   map[string]*sync.Mutex
 
 	convs *convCache
+	out   *outbox
 
 	opens, posts *ratelimit.Limiter
 
@@ -90,7 +92,7 @@ type Service struct {
 
 // New returns the chat service.
 func New(s store.Store, pub Publisher, duty Duty, cfg Config, log *slog.Logger) *Service {
-	return &Service{store: s, pub: pub, duty: duty, cfg: cfg, log: log,
+	return &Service{store: s, pub: pub, duty: duty, cfg: cfg, log: log, out: newOutbox(pub, log, runtime.GOMAXPROCS(0), outboxDepth),
 		now:    func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
 		assign: map[string]*sync.Mutex{}, convs: newConvCache(100_000, convCacheTTL), offSince: map[string]map[string]time.Time{}, refreshing: map[string]bool{},
 		opens: ratelimit.New(cfg.OpensPerMinutePerVisitor), posts: ratelimit.New(cfg.PostsPerMinute)}
@@ -148,17 +150,23 @@ type notificationEvent struct {
 	Notification json.RawMessage `json:"notification"`
 }
 
-// publish sends an event; a failure is logged, not returned: what was stored stays
-// acknowledged, and clients close any gap with the history catch-up.
+// outboxDepth is the events each outbox shard queues before publishers wait.
+const outboxDepth = 1024
+
+// publish sends an event through the outbox; a failure is logged, not returned: what was
+// stored stays acknowledged, and clients close any gap with the history catch-up.
 func (s *Service) publish(org, ch string, event any) {
 	payload, err := json.Marshal(event)
-	if err == nil {
-		err = s.pub.Publish(org, ch, payload)
-	}
 	if err != nil {
 		s.log.Error("publish failed", "org", org, "channel", ch, "err", err)
+		return
 	}
+	s.out.publish(org, ch, payload)
 }
+
+// Flush returns once every event of the calls that returned before it has been published
+// (a server stopping calls it before it closes the broker).
+func (s *Service) Flush() { s.out.flush() }
 
 // OpenConversation opens the visitor's conversation or returns the open one (README "REST API"), and
 // announces it on /service/<visitor>. created tells whether it is new.

@@ -50,6 +50,12 @@ func (r *recorder) on(ch string) []published {
 	return out
 }
 
+// on returns what was published on ch, once the outbox has sent everything queued.
+func (f *fixture) on(ch string) []published {
+	f.svc.Flush()
+	return f.pub.on(ch)
+}
+
 type fixture struct {
 	svc  *Service
 	pub  *recorder
@@ -129,7 +135,7 @@ func TestOpenConversationRules(t *testing.T) {
 	if err != nil || created || again.ID != c.ID {
 		t.Fatalf("reopen = %+v, %v, %v", again, created, err)
 	}
-	if got := f.pub.on("/service/v1"); len(got) != 2 || got[0].payload["entity"] != "conversation" || got[0].org != "O" {
+	if got := f.on("/service/v1"); len(got) != 2 || got[0].payload["entity"] != "conversation" || got[0].org != "O" {
 		t.Fatalf("published on /service/v1: %+v", got)
 	}
 	cases := []struct {
@@ -274,7 +280,7 @@ func TestPostMessageRules(t *testing.T) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	msgs := f.pub.on("/conversations/" + c.ID)
+	msgs := f.on("/conversations/" + c.ID)
 	if len(msgs) != 3 || msgs[0].payload["entity"] != "message" {
 		t.Fatalf("published on the conversation: %+v", msgs)
 	}
@@ -312,7 +318,7 @@ func TestIdempotentPostUnderConcurrentRetries(t *testing.T) {
 	if err != nil || len(h) != 1 {
 		t.Fatalf("history after 20 retries = %d messages, %v", len(h), err)
 	}
-	if got := f.pub.on("/conversations/" + c.ID); len(got) != 1 {
+	if got := f.on("/conversations/" + c.ID); len(got) != 1 {
 		t.Errorf("retries published %d times, want once", len(got))
 	}
 }
@@ -396,7 +402,7 @@ func TestMessagesCarrySeq(t *testing.T) {
 			t.Errorf("post %d: seq = %d, want %d", i, m.Seq, i+1)
 		}
 	}
-	events := f.pub.on("/conversations/" + c.ID)
+	events := f.on("/conversations/" + c.ID)
 	h, err := f.svc.History(context.Background(), visitor("v1"), c.ID, HistoryQuery{AfterSeq: seq(0)})
 	if err != nil || len(h) != 3 || len(events) != 3 {
 		t.Fatalf("history %d messages (%v), %d events; want 3 of each", len(h), err, len(events))
@@ -564,7 +570,7 @@ func TestMarkRead(t *testing.T) {
 			t.Errorf("%s: message not read: %+v", tc.name, m)
 		}
 	}
-	if got := f.pub.on("/conversations/" + c.ID + "/receipts"); len(got) != 2 || got[0].payload["entity"] != "receipt" {
+	if got := f.on("/conversations/" + c.ID + "/receipts"); len(got) != 2 || got[0].payload["entity"] != "receipt" {
 		t.Errorf("receipts published: %+v", got)
 	}
 }
@@ -576,7 +582,7 @@ func TestNotifyAndAdmin(t *testing.T) {
 	if err != nil || n.VisitorID != "v1" || n.OrgID != "O" {
 		t.Fatalf("Notify = %+v, %v", n, err)
 	}
-	if got := f.pub.on("/notifications/v1"); len(got) != 1 || got[0].payload["notification"].(map[string]any)["title"] != "Sale" {
+	if got := f.on("/notifications/v1"); len(got) != 1 || got[0].payload["notification"].(map[string]any)["title"] != "Sale" {
 		t.Errorf("published notification: %+v", got)
 	}
 	cases := []struct {

@@ -362,12 +362,14 @@ func (s *Service) background(fn func(ctx context.Context)) {
 	}()
 }
 
-// Stop waits for the background work started by DutyChanged and CloseConversation.
+// Stop waits for the background work started by DutyChanged and CloseConversation, then
+// publishes what the outbox holds; events of later calls are published by their caller.
 func (s *Service) Stop() {
 	s.bgMu.Lock()
 	s.stopped = true
 	s.bgMu.Unlock()
 	s.bg.Wait()
+	s.out.close()
 }
 
 // OfflineMessage is the organisation's chat_offline_message, or DefaultOfflineMessage.

@@ -142,10 +142,10 @@ func TestTransfer(t *testing.T) {
 	if err != nil || moved.ManagerID != "m2" || !slices.Equal(moved.PreviousManagerIDs, []string{"m1"}) {
 		t.Fatalf("Transfer = %+v, %v", moved, err)
 	}
-	if got := f.pub.on("/service/v1"); len(got) != 2 || got[1].payload["conversation"].(map[string]any)["manager_id"] != "m2" {
+	if got := f.on("/service/v1"); len(got) != 2 || got[1].payload["conversation"].(map[string]any)["manager_id"] != "m2" {
 		t.Errorf("/service/v1 got %+v; want the opening and then the transfer", got)
 	}
-	if got := f.pub.on("/conversations/" + c.ID + "/status"); len(got) != 1 {
+	if got := f.on("/conversations/" + c.ID + "/status"); len(got) != 1 {
 		t.Errorf("status channel got %+v; want the transfer", got)
 	}
 	if _, _, err := f.svc.PostMessage(ctx, manager("m1"), c.ID, "still here?", ""); code(err) != "forbidden" {

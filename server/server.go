@@ -428,7 +428,8 @@ func (s *Server) Served() <-chan error { return s.served }
 //     the HTTP shutdown;
 //  3. the cluster loop ends: nothing more is injected from the other nodes;
 //  4. the pprof server closes;
-//  5. HTTP stops accepting and lets in-flight requests finish within ctx;
+//  5. HTTP stops accepting and lets in-flight requests finish within ctx, and the events they
+//     queued are published;
 //  6. the metrics listener closes;
 //  7. the broker disconnects the MQTT clients;
 //  8. the desk sweeps end, then the chat service's assignments under way, which both write to
@@ -454,6 +455,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop HTTP: %w", err))
 	}
+	s.svc.Flush()
 	if err := s.stopMetrics(ctx); err != nil {
 		errs = append(errs, err)
 	}
