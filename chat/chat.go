@@ -168,6 +168,9 @@ func (s *Service) publish(org, ch string, event any) {
 // (a server stopping calls it before it closes the broker).
 func (s *Service) Flush() { s.out.flush() }
 
+// QueuedEvents is the number of events waiting in the outbox (metric chat_outbox_queued_events).
+func (s *Service) QueuedEvents() int { return s.out.queued() }
+
 // OpenConversation opens the visitor's conversation or returns the open one (README "REST API"), and
 // announces it on /service/<visitor>. created tells whether it is new.
 func (s *Service) OpenConversation(ctx context.Context, id auth.Identity, visitorID string) (c store.Conversation, created bool, err error) {

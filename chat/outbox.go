@@ -78,6 +78,15 @@ func (o *outbox) publish(org, ch string, payload []byte) {
 	o.shards[shardOf(org, len(o.shards))] <- e
 }
 
+// queued is the number of events waiting in the shards.
+func (o *outbox) queued() int {
+	n := 0
+	for _, q := range o.shards {
+		n += len(q)
+	}
+	return n
+}
+
 // flush returns once every event queued before it has been published.
 func (o *outbox) flush() {
 	o.mu.RLock()

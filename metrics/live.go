@@ -17,6 +17,8 @@ type Sources struct {
 	// Duty counts managers on duty per organisation. Organisation ids are labels; manager
 	// ids never are.
 	Duty interface{ CountByOrg() map[string]int }
+	// Chat counts the chat service's events waiting in its outbox.
+	Chat interface{ QueuedEvents() int }
 }
 
 // Watch registers the collector that reads src at every scrape.
@@ -38,7 +40,7 @@ type live struct {
 	fayeSessions, fayeSubs, fayeQueued, fayeQueueMax, fayeDelivered, fayeDropped, fayeOverflowed        *prometheus.Desc
 	mqttClients, mqttKept, mqttSubs, mqttInflight, mqttInflightMax, mqttDelivered, mqttDropped, mqttCut *prometheus.Desc
 	mqttSockets, mqttRefused                                                                            *prometheus.Desc
-	publishes, onDuty                                                                                   *prometheus.Desc
+	publishes, onDuty, outbox                                                                           *prometheus.Desc
 }
 
 func newLive(src Sources) *live {
@@ -63,12 +65,13 @@ func newLive(src Sources) *live {
 		mqttRefused:     desc("mqtt_refused_sockets_total", "MQTT sockets closed before their CONNECT by a per-address limit, by its limits.* key.", "limit"),
 		publishes:       desc("broker_publishes_total", "Publishes routed by the broker, by source: mqtt_client, or server (REST, Faye, chat events).", "source"),
 		onDuty:          desc("managers_on_duty", "Managers on duty through this node's connections, per organisation that has any.", "org"),
+		outbox:          desc("outbox_queued_events", "Chat events (messages, conversation changes, notifications) stored and waiting to be published."),
 	}
 }
 
 func (l *live) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{l.fayeSessions, l.fayeSubs, l.fayeQueued, l.fayeQueueMax, l.fayeDelivered, l.fayeDropped, l.fayeOverflowed,
-		l.mqttClients, l.mqttKept, l.mqttSubs, l.mqttInflight, l.mqttInflightMax, l.mqttDelivered, l.mqttDropped, l.mqttCut, l.mqttSockets, l.mqttRefused, l.publishes, l.onDuty} {
+		l.mqttClients, l.mqttKept, l.mqttSubs, l.mqttInflight, l.mqttInflightMax, l.mqttDelivered, l.mqttDropped, l.mqttCut, l.mqttSockets, l.mqttRefused, l.publishes, l.onDuty, l.outbox} {
 		ch <- d
 	}
 }
@@ -113,4 +116,5 @@ func (l *live) Collect(ch chan<- prometheus.Metric) {
 	for org, n := range l.src.Duty.CountByOrg() {
 		gauge(l.onDuty, n, org)
 	}
+	gauge(l.outbox, l.src.Chat.QueuedEvents())
 }

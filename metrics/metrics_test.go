@@ -235,6 +235,10 @@ type fixedDuty map[string]int
 
 func (d fixedDuty) CountByOrg() map[string]int { return d }
 
+type fixedChat int
+
+func (c fixedChat) QueuedEvents() int { return int(c) }
+
 func watched(t *testing.T) *Metrics {
 	t.Helper()
 	m := New(nil, quiet)
@@ -245,6 +249,7 @@ func watched(t *testing.T) *Metrics {
 			Subscriptions: 11, Inflight: 6, InflightMax: 3, Publishes: map[string]uint64{broker.SourceClient: 8, broker.SourceServer: 12},
 			Delivered: 30, Dropped: 2, Cut: 1, Sockets: 9, Refused: map[string]uint64{broker.RefusedConnections: 3, broker.RefusedAttempts: 0}},
 		Duty: fixedDuty{"shop": 2, "other": 1},
+		Chat: fixedChat(17),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -285,9 +290,12 @@ chat_faye_dropped_total 5
 # HELP chat_mqtt_inflight_max_messages Unacknowledged QoS 1/2 messages of the most behind MQTT client.
 # TYPE chat_mqtt_inflight_max_messages gauge
 chat_mqtt_inflight_max_messages 3
+# HELP chat_outbox_queued_events Chat events (messages, conversation changes, notifications) stored and waiting to be published.
+# TYPE chat_outbox_queued_events gauge
+chat_outbox_queued_events 17
 `
 	err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "chat_faye_sessions", "chat_mqtt_clients",
-		"chat_broker_publishes_total", "chat_mqtt_refused_sockets_total", "chat_mqtt_sockets", "chat_managers_on_duty", "chat_faye_dropped_total", "chat_mqtt_inflight_max_messages")
+		"chat_broker_publishes_total", "chat_mqtt_refused_sockets_total", "chat_mqtt_sockets", "chat_managers_on_duty", "chat_faye_dropped_total", "chat_mqtt_inflight_max_messages", "chat_outbox_queued_events")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,7 +156,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		return nil, err
 	}
 	if mx != nil {
-		if err := mx.Watch(metrics.Sources{Faye: engine, Broker: b, Duty: duties}); err != nil {
+		if err := mx.Watch(metrics.Sources{Faye: engine, Broker: b, Duty: duties, Chat: svc}); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
