@@ -13,7 +13,7 @@ import (
 type rawRecorder struct {
 	mu   sync.Mutex
 	byCh map[string][]string
-	all  []string // every payload, in the order published
+	all  []string      // every payload, in the order published
 	gate chan struct{} // when non-nil, every Publish waits for a value
 }
 
