@@ -138,7 +138,7 @@ func chatScenario(ctx context.Context, o *options) (*Result, error) {
 			}
 		}()
 	}
-	cpu0, begin := o.cpu(), time.Now()
+	cpu0, begin := o.markCPU(), time.Now()
 	_, err = pace(ctx, o.rate, o.duration, func(int64) bool { return true }, func(seq int64) error {
 		select {
 		case jobs <- seq:
@@ -156,7 +156,8 @@ func chatScenario(ctx context.Context, o *options) (*Result, error) {
 	sent := ok.Load()
 	drain(ctx, &delivered, 2*sent)
 	r := &Result{Proto: "rest+faye+mqtt", Sent: sent, Expected: 2 * sent, Delivered: delivered.Load(), Errors: errs.Load()}
-	r.finish(time.Since(begin), h, o.cpu()-cpu0)
+	srv, gen := o.cpuSince(cpu0)
+	r.finish(time.Since(begin), h, srv, gen)
 	r.SentPerSec = float64(sent) / postSeconds
 	r.PostP50ms, r.PostP99ms = posts.quantile(.5), posts.quantile(.99)
 	r.FayeDelivered, r.MQTTDelivered = fayeGot.Load(), mqttGot.Load()

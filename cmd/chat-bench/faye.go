@@ -136,7 +136,7 @@ func fayeFanout(ctx context.Context, o *options) (*Result, error) {
 func (o *options) fanOut(ctx context.Context, h *histogram, delivered, errs *atomic.Int64, send func(seq int64) error) (*Result, error) {
 	n := int64(o.clients)
 	window := int64(o.windowOr(20))
-	cpu0, begin := o.cpu(), time.Now()
+	cpu0, begin := o.markCPU(), time.Now()
 	sent, err := pace(ctx, o.rate, o.duration, func(seq int64) bool {
 		return seq*n-delivered.Load() < window*n
 	}, send)
@@ -145,7 +145,8 @@ func (o *options) fanOut(ctx context.Context, h *histogram, delivered, errs *ato
 	}
 	drain(ctx, delivered, sent*n)
 	r := &Result{Sent: sent, Expected: sent * n, Delivered: delivered.Load(), Errors: errs.Load()}
-	r.finish(time.Since(begin), h, o.cpu()-cpu0)
+	srv, gen := o.cpuSince(cpu0)
+	r.finish(time.Since(begin), h, srv, gen)
 	return r, nil
 }
 
@@ -212,7 +213,7 @@ func fayePairs(ctx context.Context, o *options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu0, begin := o.cpu(), time.Now()
+	cpu0, begin := o.markCPU(), time.Now()
 	end := begin.Add(o.duration)
 	runCtx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
@@ -259,7 +260,8 @@ func fayePairs(ctx context.Context, o *options) (*Result, error) {
 	sent := sentTotal.Load()
 	drain(ctx, &delivered, sent)
 	r := &Result{Sent: sent, Expected: sent, Delivered: delivered.Load(), Errors: errs.Load()}
-	r.finish(time.Since(begin), h, o.cpu()-cpu0)
+	srv, gen := o.cpuSince(cpu0)
+	r.finish(time.Since(begin), h, srv, gen)
 	return r, nil
 }
 

@@ -194,6 +194,16 @@ func (o *options) latency(h *histogram, ts int64) {
 	h.record(time.Duration(o.clock.now() - ts))
 }
 
+// cpuMark is the server's and this generator's CPU seconds at the start of a measured phase.
+type cpuMark struct{ server, bench float64 }
+
+func (o *options) markCPU() cpuMark { return cpuMark{o.cpu(), selfCPUSeconds()} }
+
+// cpuSince returns the CPU seconds the server and this generator used since m.
+func (o *options) cpuSince(m cpuMark) (server, bench float64) {
+	return o.cpu() - m.server, selfCPUSeconds() - m.bench
+}
+
 // cpu returns the server's CPU seconds, or 0 when it is not measured.
 func (o *options) cpu() float64 {
 	if o.pid <= 0 {

@@ -160,7 +160,7 @@ func TestReport(t *testing.T) {
 	var buf bytes.Buffer
 	buf.WriteString("a human line\n")
 	for _, r := range lines {
-		r.finish(time.Second, nil, r.CPUSeconds)
+		r.finish(time.Second, nil, r.CPUSeconds, 0)
 		if r.RSSAfter > 0 {
 			r.BytesPerClient = float64(r.RSSAfter-r.RSSBefore) / float64(r.Clients)
 		}

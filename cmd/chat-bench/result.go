@@ -128,6 +128,9 @@ type Result struct {
 	CPUSeconds       float64 `json:"cpu_seconds"`
 	DeliveriesPerCPU float64 `json:"deliveries_per_cpu_second"`
 	CPUMicrosPerDel  float64 `json:"cpu_us_per_delivery"`
+	// BenchCPUSeconds is this load generator's own CPU over the same phase: it shares the
+	// machine's cores with the server, and on a small machine it bounds latency as much.
+	BenchCPUSeconds float64 `json:"bench_cpu_seconds"`
 
 	RSSBefore      int64   `json:"rss_before"`
 	RSSAfter       int64   `json:"rss_after"`
@@ -142,8 +145,8 @@ type Result struct {
 	MQTTDelivered int64   `json:"mqtt_delivered,omitempty"`
 }
 
-// finish fills the derived fields from the counters, the histogram and the server's CPU.
-func (r *Result) finish(elapsed time.Duration, h *histogram, cpu float64) {
+// finish fills the derived fields from the counters, the histogram and the CPU used since m.
+func (r *Result) finish(elapsed time.Duration, h *histogram, cpu, benchCPU float64) {
 	r.Seconds = elapsed.Seconds()
 	r.Lost = max(r.Expected-r.Delivered, 0)
 	if r.Seconds > 0 {
@@ -154,7 +157,7 @@ func (r *Result) finish(elapsed time.Duration, h *histogram, cpu float64) {
 		r.P50ms, r.P95ms, r.P99ms = h.quantile(.5), h.quantile(.95), h.quantile(.99)
 		r.MaxMs = float64(h.max.Load()) / 1000
 	}
-	r.CPUSeconds = cpu
+	r.CPUSeconds, r.BenchCPUSeconds = cpu, benchCPU
 	if cpu > 0 && r.Delivered > 0 {
 		r.DeliveriesPerCPU = float64(r.Delivered) / cpu
 		r.CPUMicrosPerDel = cpu * 1e6 / float64(r.Delivered)
@@ -185,7 +188,7 @@ func (r *Result) print(w io.Writer) error {
 		fmt.Fprintf(&b, "; posts answered p50 %.2f p99 %.2f ms; delivered over Faye %d, MQTT %d", r.PostP50ms, r.PostP99ms, r.FayeDelivered, r.MQTTDelivered)
 	}
 	if r.CPUSeconds > 0 && r.Delivered > 0 {
-		fmt.Fprintf(&b, "; server CPU %.2fs = %.0f deliveries per CPU-second", r.CPUSeconds, r.DeliveriesPerCPU)
+		fmt.Fprintf(&b, "; server CPU %.2fs = %.0f deliveries per CPU-second; generator CPU %.2fs", r.CPUSeconds, r.DeliveriesPerCPU, r.BenchCPUSeconds)
 	}
 	if r.Errors > 0 {
 		fmt.Fprintf(&b, "; %d errors", r.Errors)
