@@ -337,9 +337,25 @@ type Store interface {
 	Close(ctx context.Context) error
 }
 
-// NewID returns a new random id of 20 characters of [A-Za-z0-9_-] (120 bits).
-func NewID() string {
+// NewID returns a new id of 20 characters of [A-Za-z0-9_-]: the creation time in
+// milliseconds (48 bits), then 72 random bits, in an alphabet of ascending ASCII order, so
+// that ids sort by creation time as strings. A store's index of ids then grows at its end:
+// with random ids, every message posted dirtied its own page of bbolt's id index, and
+// posts stored per second rose by a third without (BenchmarkAppendMessage). Like MongoDB's
+// ObjectIDs, ids tell when they were made; they were never secrets (every read is checked
+// against its caller).
+func NewID() string { return newIDAt(time.Now()) }
+
+func newIDAt(t time.Time) string {
 	var b [15]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms.
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	ms := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails on supported platforms.
+	return idEncoding.EncodeToString(b[:])
 }
+
+// idEncoding is base64 with the URL-safe characters in ASCII order.
+var idEncoding = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").WithPadding(base64.NoPadding)
