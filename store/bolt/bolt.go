@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -736,32 +737,39 @@ func updateActivity(tx *bbolt.Tx, conversation string, fn func(*store.Activity))
 	return put(b, []byte(conversation), a)
 }
 
-// activityRecord is the stored form of store.Activity with the last message kept as the bytes
-// it was stored with, so that appending a message, the hottest write, encodes the message once
-// and never decodes the previous one. Its JSON is that of store.Activity, which reads it.
-type activityRecord struct {
-	LastMessage     json.RawMessage `json:"last_message"`
-	UnreadByVisitor int             `json:"unread_by_visitor"`
-	UnreadByManager int             `json:"unread_by_manager"`
+// activityCounts are the counters of a stored store.Activity. Appending a message, the
+// hottest write, reads only them and writes the record by hand around the message's bytes as
+// stored: the previous last message is neither copied nor decoded, and the new one is not
+// re-validated by encoding/json. The record's JSON is that of store.Activity, which reads it.
+type activityCounts struct {
+	UnreadByVisitor int `json:"unread_by_visitor"`
+	UnreadByManager int `json:"unread_by_manager"`
 }
 
-// appendActivity records message (as stored) as the conversation's last one and counts it as
-// unread by the other side, in the caller's transaction.
+// appendActivity records message (as stored, compact JSON) as the conversation's last one and
+// counts it as unread by the other side, in the caller's transaction.
 func appendActivity(tx *bbolt.Tx, conversation string, message []byte, fromVisitor bool) error {
 	b := tx.Bucket(bActivity)
-	var a activityRecord
+	var a activityCounts
 	if data := b.Get([]byte(conversation)); data != nil {
 		if err := json.Unmarshal(data, &a); err != nil {
 			return err
 		}
 	}
-	a.LastMessage = message
 	if fromVisitor {
 		a.UnreadByManager++
 	} else {
 		a.UnreadByVisitor++
 	}
-	return put(b, []byte(conversation), a)
+	rec := make([]byte, 0, len(message)+80)
+	rec = append(rec, `{"last_message":`...)
+	rec = append(rec, message...)
+	rec = append(rec, `,"unread_by_visitor":`...)
+	rec = strconv.AppendInt(rec, int64(a.UnreadByVisitor), 10)
+	rec = append(rec, `,"unread_by_manager":`...)
+	rec = strconv.AppendInt(rec, int64(a.UnreadByManager), 10)
+	rec = append(rec, '}')
+	return b.Put([]byte(conversation), rec)
 }
 
 // readItem reads a conversation and its activity (zero for a conversation without messages).

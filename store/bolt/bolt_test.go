@@ -2,6 +2,8 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -162,5 +164,46 @@ func TestOpenIndexesOlderFile(t *testing.T) {
 	}
 	if n := countPrefix(t, s, bNotifications, nil); n != 0 {
 		t.Errorf("%d notifications left after deleting their visitor", n)
+	}
+}
+
+// TestAppendActivityRecord: the activity record written around a message's stored bytes is
+// the JSON of store.Activity, and its counters carry on from a record written by encoding/json
+// (older files).
+func TestAppendActivityRecord(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	msg := []byte(`{"id":"m1","conversation_id":"c1","content":"héllo \"you\"","seq":3}`)
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := put(tx.Bucket(bActivity), []byte("c1"), store.Activity{UnreadByVisitor: 4, UnreadByManager: 7}); err != nil {
+			return err
+		}
+		if err := appendActivity(tx, "c1", msg, true); err != nil {
+			return err
+		}
+		return appendActivity(tx, "c1", msg, false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		data := tx.Bucket(bActivity).Get([]byte("c1"))
+		if !json.Valid(data) {
+			return fmt.Errorf("record is not JSON: %s", data)
+		}
+		var a store.Activity
+		if err := json.Unmarshal(data, &a); err != nil {
+			return err
+		}
+		if a.UnreadByVisitor != 5 || a.UnreadByManager != 8 || a.LastMessage == nil || a.LastMessage.Content != `héllo "you"` || a.LastMessage.Seq != 3 {
+			return fmt.Errorf("read back %+v (last %+v), want 5 unread by the visitor, 8 by the manager, the message", a, a.LastMessage)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
