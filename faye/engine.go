@@ -750,17 +750,5 @@ func (e *Engine) shutdownAdvice() *bayeux.Advice {
 }
 
 // stream attaches a websocket (sk) or EventSource (sk nil) to a session: deliveries are pushed
-// as they come. The caller drains after each wake, and calls the returned release when the
-// stream ends, which takes a manager off duty at once.
-func (e *Engine) stream(s *session, sk Sink) (c *Consumer, release func()) {
-	c = s.attach(true, sk)
-	if c == nil {
-		return nil, func() {}
-	}
-	return c, func() {
-		if s.detach(c) {
-			e.duty.Gone(holder(s))
-		}
-		s.touch(e.now())
-	}
-}
+// as they come. The caller drains after each wake, and calls Release when the stream ends.
+func (e *Engine) stream(s *session, sk Sink) *Consumer { return s.attach(true, sk) }

@@ -1,6 +1,8 @@
 package faye
 
 import (
+	"io"
+	"log/slog"
 	"runtime"
 	"slices"
 	"testing"
@@ -76,3 +78,21 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// TestStreamAllocations checks what a websocket's stream allocates: its consumer, and nothing
+// that would stay with an idle socket for as long as it is open (releasing takes the
+// session's holder name for the duty registry).
+func TestStreamAllocations(t *testing.T) {
+	e := New(Config{Timeout: time.Second, IdleTimeout: time.Minute, MaxBatch: 10, MaxChannels: 10, MaxQueue: 100},
+		permissive{}, permissive{}, permissive{}, &echoBroker{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := newSession(newClientID(""), time.Now())
+	var sk nopSink
+	if allocs := testing.AllocsPerRun(100, func() { e.Release(e.stream(s, sk)) }); allocs > 2 {
+		t.Errorf("a stream allocates %v times, want at most 2", allocs)
+	}
+}
+
+type nopSink struct{}
+
+func (nopSink) Queued()               {}
+func (nopSink) Ended(*Consumer, bool) {}

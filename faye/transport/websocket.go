@@ -82,14 +82,14 @@ type wsConn struct {
 	corked     bool // more messages wait for processing: their replies join out, written after the last
 	processing bool // a batch is being processed: a session end waits for its replies
 	endAfter   bool // the session ended during the batch: close after its replies
-	releaseDue bool // the socket let go of its session: unlock calls release, outside mu
+	releaseDue bool // the socket let go of its session: unlock releases bound, outside mu
 	mu         sync.Mutex
 	out        []byte // framed bytes the socket did not take yet, or held back by corked
 	stalledAt  int64  // since when out is not empty
 	cons       *faye.Consumer
-	release    func()
-	held       []byte // the held connect's reply, encoded: it keeps nothing of the request alive
-	deadline   int64  // open: when the held reply is due; closed: when the socket is disposed of
+	bound      *faye.Consumer // to Release: cons, or what is left of it once Ended
+	held       []byte         // the held connect's reply, encoded: it keeps nothing of the request alive
+	deadline   int64          // open: when the held reply is due; closed: when the socket is disposed of
 	pingAt     int64
 }
 
@@ -197,13 +197,13 @@ func (w *wsConn) maxOut() int { return 4 * max(w.h.cfg.MaxFrameBytes, 64<<10) }
 // unlock releases mu, then releases a session the socket let go of while locked (that takes
 // the session's lock, and the duty registry's).
 func (w *wsConn) unlock() {
-	var rel func()
+	var rel *faye.Consumer
 	if w.releaseDue {
-		rel, w.release, w.releaseDue = w.release, nil, false
+		rel, w.bound, w.releaseDue = w.bound, nil, false
 	}
 	w.mu.Unlock()
 	if rel != nil {
-		rel()
+		w.h.e.Release(rel)
 	}
 }
 
@@ -448,24 +448,22 @@ func (w *wsConn) handle(ctx context.Context, data []byte, more bool) {
 func (w *wsConn) bind(c *faye.Connect) {
 	w.mu.Lock()
 	rebind := !w.closed && (w.cons == nil || !w.cons.Serves(c))
-	var old func()
+	var old *faye.Consumer
 	if rebind {
-		old, w.release, w.cons = w.release, nil, nil
+		old, w.bound, w.cons = w.bound, nil, nil
 	}
 	w.unlock()
 	if rebind {
 		// Outside mu: attaching ends the previous consumer, which may be another socket.
-		if old != nil {
-			old()
-		}
-		cons, release := w.h.e.Stream(c, w)
+		w.h.e.Release(old)
+		cons := w.h.e.Stream(c, w)
 		w.mu.Lock()
 		if w.closed || cons == nil {
-			w.release, w.releaseDue = release, true
+			w.bound, w.releaseDue = cons, true
 			w.unlock()
 			return
 		}
-		w.cons, w.release = cons, release
+		w.cons, w.bound = cons, cons
 		w.pingAt = time.Now().Add(w.h.ecfg.Ping).UnixNano()
 		w.unlock()
 		w.c.Wake() // what was queued before the bind
@@ -680,7 +678,7 @@ func (w *wsConn) closeLocked(code int, reason string) {
 	}
 	w.closed = true
 	w.held, w.cons = nil, nil
-	w.releaseDue = w.release != nil
+	w.releaseDue = w.bound != nil
 	if code == 0 {
 		w.out = nil
 		w.c.Close()
