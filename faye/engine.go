@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -289,10 +290,7 @@ func (e *Engine) destroy(s *session) {
 	}
 	s.mu.Lock()
 	org := s.org(e.cfg.AnonymousOrg)
-	subs := make([]string, 0, len(s.subs))
-	for name := range s.subs {
-		subs = append(subs, name)
-	}
+	subs := slices.Clone(s.subs)
 	s.mu.Unlock()
 	for _, name := range subs {
 		e.idx.remove(org, name, s)
@@ -491,10 +489,7 @@ func (e *Engine) connect(m bayeux.Message, transport string) (bayeux.Reply, *Con
 func (e *Engine) rejoinDuty(s *session) {
 	var few [8]string // a session's channels, copied out of its lock without allocating for most
 	s.mu.Lock()
-	id, names := s.identity, few[:0]
-	for name := range s.subs {
-		names = append(names, name)
-	}
+	id, names := s.identity, append(few[:0], s.subs...)
 	s.mu.Unlock()
 	for _, name := range names {
 		e.duty.Subscribed(id, name, holder(s))
@@ -606,10 +601,10 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		s.anonVisitor = id.Subject
 	}
 	var added []string
-	seen := make(map[string]bool, len(names)) // a channel named twice is one subscription (and one interest)
 	for _, name := range names {
-		if !s.subs[name] && !seen[name] {
-			seen[name] = true
+		// A channel named twice is one subscription (and one interest); names are few
+		// (MaxBatch bounds the message).
+		if !s.subs.has(name) && !slices.Contains(added, name) {
 			added = append(added, name)
 		}
 	}
@@ -618,7 +613,7 @@ func (e *Engine) subscribe(ctx context.Context, m bayeux.Message) bayeux.Reply {
 		return r.Fail(bayeux.Error{Code: 429, Params: names[:1], Message: "Too many subscriptions"})
 	}
 	for _, name := range added {
-		s.subs[name] = true
+		s.subs.add(name)
 	}
 	closed := s.closed
 	s.mu.Unlock()
@@ -650,8 +645,7 @@ func (e *Engine) unsubscribe(m bayeux.Message) bayeux.Reply {
 	org, id := s.org(e.cfg.AnonymousOrg), s.identity
 	var removed []string
 	for _, name := range names {
-		if s.subs[name] {
-			delete(s.subs, name)
+		if s.subs.remove(name) {
 			removed = append(removed, name)
 		}
 	}
@@ -756,17 +750,5 @@ func (e *Engine) shutdownAdvice() *bayeux.Advice {
 }
 
 // stream attaches a websocket (sk) or EventSource (sk nil) to a session: deliveries are pushed
-// as they come. The caller drains after each wake, and calls the returned release when the
-// stream ends, which takes a manager off duty at once.
-func (e *Engine) stream(s *session, sk Sink) (c *Consumer, release func()) {
-	c = s.attach(true, sk)
-	if c == nil {
-		return nil, func() {}
-	}
-	return c, func() {
-		if s.detach(c) {
-			e.duty.Gone(holder(s))
-		}
-		s.touch(e.now())
-	}
-}
+// as they come. The caller drains after each wake, and calls Release when the stream ends.
+func (e *Engine) stream(s *session, sk Sink) *Consumer { return s.attach(true, sk) }

@@ -43,23 +43,37 @@ func (e *Engine) answer(ctx context.Context, msgs []bayeux.Message, transport st
 
 // Stream attaches a websocket to the session of c, a connect it just carried: from now on the
 // session's deliveries are signalled to sk (see Sink) and taken with the Consumer's Take. It
-// returns nil when the session has ended. The transport must call release once, when the
-// socket stops serving the session (closed, or bound to another session), which takes a
-// manager off duty at once; it must answer c.Reply itself, within c.Wait.
-func (e *Engine) Stream(c *Connect, sk Sink) (cons *Consumer, release func()) {
+// returns nil when the session has ended. The transport must call Release once, when the
+// socket stops serving the session (closed, or bound to another session); it must answer
+// c.Reply itself, within c.Wait.
+func (e *Engine) Stream(c *Connect, sk Sink) *Consumer {
 	return e.stream(c.session, sk)
 }
 
 // StreamClient attaches an EventSource to the session clientID names, when token shows the
 // identity that opened it (a session opened without a token: an empty token). It returns nil
 // for an unknown, foreign or ended session. The transport waits on the Consumer's Wake and
-// Done, writes TakeAll after each wake, and calls release once when the stream ends.
-func (e *Engine) StreamClient(clientID, token string) (cons *Consumer, release func()) {
+// Done, writes TakeAll after each wake, and calls Release once when the stream ends.
+func (e *Engine) StreamClient(clientID, token string) *Consumer {
 	s := e.owned(clientID, token)
 	if s == nil {
-		return nil, func() {}
+		return nil
 	}
 	return e.stream(s, nil)
+}
+
+// Release ends a stream's hold on its session (c nil: nothing to end): a manager goes off duty
+// at once, and the session's idle time starts. A method rather than a closure per stream: a
+// socket keeps its consumer anyway, and thousands of idle sockets would each keep a closure
+// too.
+func (e *Engine) Release(c *Consumer) {
+	if c == nil {
+		return
+	}
+	if c.s.detach(c) {
+		e.duty.Gone(holder(c.s))
+	}
+	c.s.touch(e.now())
 }
 
 // Take appends the deliveries queued for c's session to dst and empties the queue, if c is

@@ -45,7 +45,7 @@ func FuzzOutputIsUTF8(f *testing.F) {
 		s := newSession(newClientID(""), time.Now())
 		s.identity, s.hasIdentity = auth.Identity{Subject: "s", Role: auth.Service, Org: "shop"}, true
 		e.sessions[s.id] = s
-		s.subs["/foo"] = true
+		s.subs.add("/foo")
 		e.idx.add("shop", "/foo", s)
 		if msgs, err := bayeux.DecodeBatch([]byte(body), 10); err == nil {
 			replies, _ := e.Process(context.Background(), msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})

@@ -232,7 +232,7 @@ func peerOf(c *fiber.Ctx) faye.Peer {
 func (h *handler) serveEventSource(c *fiber.Ctx) error {
 	id := strings.TrimPrefix(strings.TrimPrefix(c.Path(), h.cfg.Mount), "/")
 	token, _ := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-	cons, release := h.e.StreamClient(id, token)
+	cons := h.e.StreamClient(id, token)
 	if cons == nil {
 		return badRequest(c)
 	}
@@ -242,7 +242,7 @@ func (h *handler) serveEventSource(c *fiber.Ctx) error {
 	conn := c.Context().Conn()
 	// The stream writer runs after the handler returns: it must not touch c.
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer release()
+		defer h.e.Release(cons)
 		// Each write gets writeTimeout, as on a websocket: a client that stops reading is cut
 		// then, not when the whole stream's write timeout (StreamTimeout) runs out, which
 		// would keep its connection and goroutine for a day. The last one bounds fasthttp's

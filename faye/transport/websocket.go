@@ -57,9 +57,9 @@ type scratch struct {
 }
 
 // wsConn is one websocket: the loop's Handler of its connection. It serves the session that
-// last sent /meta/connect over it. Thousands of them sit idle: it is laid out to fit 256
-// bytes (flags together, one deadline field for two states that never overlap, the state of a
-// fragmented message allocated only while one arrives).
+// last sent /meta/connect over it. Thousands of them sit idle: it is laid out to fit 224
+// bytes (flags together, one deadline field for two states that never overlap, what reads
+// left incomplete allocated only while there is some).
 type wsConn struct {
 	c    *sockloop.Conn
 	h    *handler
@@ -69,8 +69,7 @@ type wsConn struct {
 	inProcess atomic.Bool  // a batch is processed: its replies take the deliveries it caused
 
 	// The reading side, touched by Data alone (one call at a time).
-	partial []byte             // an incomplete frame, as much of it as arrived
-	asm     *wsframe.Assembler // a fragmented message, while its fragments arrive
+	rd *unfinished // nil while the reads left nothing incomplete
 
 	// The messages read and not processed yet. Never taken with mu.
 	imu    sync.Mutex
@@ -83,15 +82,23 @@ type wsConn struct {
 	corked     bool // more messages wait for processing: their replies join out, written after the last
 	processing bool // a batch is being processed: a session end waits for its replies
 	endAfter   bool // the session ended during the batch: close after its replies
+	releaseDue bool // the socket let go of its session: unlock releases bound, outside mu
 	mu         sync.Mutex
 	out        []byte // framed bytes the socket did not take yet, or held back by corked
 	stalledAt  int64  // since when out is not empty
 	cons       *faye.Consumer
-	release    func()
-	toRelease  func() // called by unlock, outside mu
-	held       []byte // the held connect's reply, encoded: it keeps nothing of the request alive
-	deadline   int64  // open: when the held reply is due; closed: when the socket is disposed of
+	bound      *faye.Consumer // to Release: cons, or what is left of it once Ended
+	held       []byte         // the held connect's reply, encoded: it keeps nothing of the request alive
+	deadline   int64          // open: when the held reply is due; closed: when the socket is disposed of
 	pingAt     int64
+}
+
+// unfinished is what a socket's reads left incomplete: the start of a frame, a message in
+// fragments. An idle socket has neither, so it holds one pointer for both rather than their
+// 32 bytes.
+type unfinished struct {
+	frame []byte             // an incomplete frame, as much of it as arrived
+	asm   *wsframe.Assembler // a fragmented message, while its fragments arrive
 }
 
 // isUpgrade reports whether a request asks for a websocket.
@@ -190,11 +197,13 @@ func (w *wsConn) maxOut() int { return 4 * max(w.h.cfg.MaxFrameBytes, 64<<10) }
 // unlock releases mu, then releases a session the socket let go of while locked (that takes
 // the session's lock, and the duty registry's).
 func (w *wsConn) unlock() {
-	rel := w.toRelease
-	w.toRelease = nil
+	var rel *faye.Consumer
+	if w.releaseDue {
+		rel, w.bound, w.releaseDue = w.bound, nil, false
+	}
 	w.mu.Unlock()
 	if rel != nil {
-		rel()
+		w.h.e.Release(rel)
 	}
 }
 
@@ -236,27 +245,27 @@ func (w *wsConn) feed(data []byte) (code int, reason string) {
 	closed := w.closed
 	w.mu.Unlock()
 	if closed { // draining until the client's close or EOF
-		w.partial = nil
+		w.rd = nil
 		return 0, ""
 	}
-	if len(w.partial) > 0 {
-		w.partial = append(w.partial, data...)
-		data = w.partial
+	var partial []byte // the frame an earlier read left incomplete, continued
+	if w.rd != nil && len(w.rd.frame) > 0 {
+		partial = append(w.rd.frame, data...)
+		w.rd.frame, data = partial, partial
 	}
 	for len(data) > 0 {
 		f, n, err := wsframe.Parse(data, w.h.cfg.MaxFrameBytes)
 		switch {
 		case errors.Is(err, wsframe.ErrShort):
-			if len(w.partial) > 0 && &data[0] == &w.partial[0] {
-				return 0, ""
+			switch {
+			case len(partial) > 0 && &data[0] == &partial[0]: // kept as it is
+			case len(partial) > 0: // the tail of the buffer holds the start of a frame
+				w.rd.frame = partial[:copy(partial, data)]
+			default:
+				// Sized by the bytes that arrived, never by the length the header announces:
+				// a few bytes claiming a megabyte must not take a megabyte.
+				w.incomplete().frame = bytes.Clone(data)
 			}
-			if len(w.partial) > 0 { // the tail of the buffer holds the start of a frame
-				w.partial = w.partial[:copy(w.partial, data)]
-				return 0, ""
-			}
-			// Sized by the bytes that arrived, never by the length the header announces: a
-			// few bytes claiming a megabyte must not take a megabyte.
-			w.partial = bytes.Clone(data)
 			return 0, ""
 		case errors.Is(err, wsframe.ErrTooBig):
 			return wsframe.CloseMessageTooBig, "message too big"
@@ -268,8 +277,26 @@ func (w *wsConn) feed(data []byte) (code int, reason string) {
 			return code, reason
 		}
 	}
-	w.partial = nil
+	if w.rd != nil {
+		w.rd.frame = nil
+		w.tidy()
+	}
 	return 0, ""
+}
+
+// incomplete returns the state of what the reads left incomplete, allocated if need be.
+func (w *wsConn) incomplete() *unfinished {
+	if w.rd == nil {
+		w.rd = new(unfinished)
+	}
+	return w.rd
+}
+
+// tidy lets the state of incomplete reads go once nothing is left in it.
+func (w *wsConn) tidy() {
+	if w.rd != nil && len(w.rd.frame) == 0 && w.rd.asm == nil {
+		w.rd = nil
+	}
 }
 
 // frame handles one parsed frame.
@@ -300,15 +327,21 @@ func (w *wsConn) frame(f wsframe.Frame) (code int, reason string) {
 // assemble adds a data frame to the message it belongs to. A message in one frame, the common
 // case, needs no state kept between frames.
 func (w *wsConn) assemble(f wsframe.Frame) (m wsframe.Message, ok bool, err error) {
-	if w.asm == nil && f.Fin {
+	var asm *wsframe.Assembler
+	if w.rd != nil {
+		asm = w.rd.asm
+	}
+	if asm == nil && f.Fin {
 		a := wsframe.Assembler{Max: w.h.cfg.MaxFrameBytes}
 		return a.Add(f)
 	}
-	if w.asm == nil {
-		w.asm = &wsframe.Assembler{Max: w.h.cfg.MaxFrameBytes}
+	if asm == nil {
+		asm = &wsframe.Assembler{Max: w.h.cfg.MaxFrameBytes}
+		w.incomplete().asm = asm
 	}
-	if m, ok, err = w.asm.Add(f); ok || err != nil {
-		w.asm = nil
+	if m, ok, err = asm.Add(f); ok || err != nil {
+		w.rd.asm = nil
+		w.tidy()
 	}
 	return m, ok, err
 }
@@ -415,24 +448,22 @@ func (w *wsConn) handle(ctx context.Context, data []byte, more bool) {
 func (w *wsConn) bind(c *faye.Connect) {
 	w.mu.Lock()
 	rebind := !w.closed && (w.cons == nil || !w.cons.Serves(c))
-	var old func()
+	var old *faye.Consumer
 	if rebind {
-		old, w.release, w.cons = w.release, nil, nil
+		old, w.bound, w.cons = w.bound, nil, nil
 	}
 	w.unlock()
 	if rebind {
 		// Outside mu: attaching ends the previous consumer, which may be another socket.
-		if old != nil {
-			old()
-		}
-		cons, release := w.h.e.Stream(c, w)
+		w.h.e.Release(old)
+		cons := w.h.e.Stream(c, w)
 		w.mu.Lock()
 		if w.closed || cons == nil {
-			w.toRelease = release
+			w.bound, w.releaseDue = cons, true
 			w.unlock()
 			return
 		}
-		w.cons, w.release = cons, release
+		w.cons, w.bound = cons, cons
 		w.pingAt = time.Now().Add(w.h.ecfg.Ping).UnixNano()
 		w.unlock()
 		w.c.Wake() // what was queued before the bind
@@ -647,7 +678,7 @@ func (w *wsConn) closeLocked(code int, reason string) {
 	}
 	w.closed = true
 	w.held, w.cons = nil, nil
-	w.toRelease, w.release = w.release, nil
+	w.releaseDue = w.bound != nil
 	if code == 0 {
 		w.out = nil
 		w.c.Close()

@@ -399,7 +399,7 @@ func (s *wsServer) partials() int {
 	n := 0
 	for _, w := range s.conns {
 		w.c.Exclusive(func() {
-			if len(w.partial) > 0 {
+			if w.rd != nil && len(w.rd.frame) > 0 {
 				n++
 			}
 		})
