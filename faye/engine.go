@@ -235,23 +235,23 @@ func (e *Engine) Deliver(topic string, payload []byte) {
 
 // encodePayload turns an MQTT payload into a Bayeux delivery: JSON as is, other UTF-8 text as
 // a JSON string.
+// The payload is read once when it is JSON, the common case.
 func encodePayload(name string, payload []byte) ([]byte, error) {
-	if json.Valid(payload) {
+	out, err := bayeux.EncodeDelivery(name, payload)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, bayeux.ErrNotText):
 		// encoding/json accepts invalid UTF-8 in strings; no subscriber may receive it.
-		if !bayeux.ValidJSONText(payload) {
-			return nil, errors.New("payload is JSON with invalid UTF-8")
-		}
-	} else {
-		if !utf8.Valid(payload) {
-			return nil, errors.New("payload is neither JSON nor UTF-8 text")
-		}
-		quoted, err := json.Marshal(string(payload))
-		if err != nil {
-			return nil, err
-		}
-		payload = quoted
+		return nil, errors.New("payload is JSON with invalid UTF-8")
+	case !utf8.Valid(payload):
+		return nil, errors.New("payload is neither JSON nor UTF-8 text")
 	}
-	return bayeux.EncodeDelivery(name, payload)
+	quoted, err := json.Marshal(string(payload))
+	if err != nil {
+		return nil, err
+	}
+	return bayeux.EncodeDelivery(name, quoted)
 }
 
 const idAlphabet = "0123456789abcdefghijklmnopqrstuvwxyz"

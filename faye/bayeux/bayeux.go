@@ -189,23 +189,18 @@ func AuthenticationFailed() Error { return Error{401, nil, "Authentication faile
 func AuthenticationRequired() Error { return Error{403, nil, "Authentication required"} }
 
 // EncodeDelivery encodes a message delivered to subscribers of channel: {"channel":…,"data":…}.
-// data must be valid JSON; it is compacted, so the result never contains a raw line break
-// (EventSource frames depend on that).
+// data must be JSON whose strings are valid text (AppendJSONText); it is compacted, so the
+// result never contains a raw line break (EventSource frames depend on that).
 func EncodeDelivery(channel string, data []byte) ([]byte, error) {
-	var b bytes.Buffer
-	b.Grow(len(channel) + len(data) + 24)
-	b.WriteString(`{"channel":`)
-	ch, err := json.Marshal(channel)
+	b := make([]byte, 0, len(channel)+len(data)+24)
+	b = append(b, `{"channel":`...)
+	b = appendString(b, channel)
+	b = append(b, `,"data":`...)
+	b, err := AppendJSONText(b, data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("delivery to %s: data: %w", channel, err)
 	}
-	b.Write(ch)
-	b.WriteString(`,"data":`)
-	if err := json.Compact(&b, data); err != nil {
-		return nil, fmt.Errorf("delivery to %s: data is not JSON: %w", channel, err)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
 }
 
 // EncodeBatch writes replies followed by already-encoded deliveries as one JSON array. The

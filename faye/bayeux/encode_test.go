@@ -3,7 +3,9 @@ package bayeux
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
+	"unicode/utf8"
 )
 
 // encodeBatchReference is the encoder EncodeBatch replaced: json.Marshal of every reply.
@@ -80,6 +82,38 @@ func FuzzEncodeBatchReference(f *testing.F) {
 		replies := sampleReplies(s)
 		if got, want := EncodeBatch(replies, nil), encodeBatchReference(replies, nil); !bytes.Equal(got, want) {
 			t.Fatalf("EncodeBatch(%q) =\n%s\nwant\n%s", s, got, want)
+		}
+	})
+}
+
+// FuzzAppendJSONTextReference holds AppendJSONText's one pass to encoding/json: it accepts only
+// what json.Valid accepts, always JSON that json.Compact compacts to the same bytes, and every
+// valid UTF-8 JSON without escapes; anything else is ErrMalformed, or ErrNotText for JSON.
+func FuzzAppendJSONTextReference(f *testing.F) {
+	for _, s := range []string{`{"a": 1}`, ` [1, "x" ,{}] `, `"\ud800"`, "\"x\xff\"", `{"a":`, `1 2`, `-0.5e+3`, ``, "\t\"\u00e9\"\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := AppendJSONText([]byte("prefix"), raw)
+		valid := json.Valid(raw)
+		switch {
+		case err == nil:
+			var want bytes.Buffer
+			want.WriteString("prefix")
+			if !valid || !utf8.Valid(raw) || json.Compact(&want, raw) != nil || !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("AppendJSONText(%q) = %q; json.Valid %v, json.Compact %q", raw, got, valid, want.Bytes())
+			}
+		case errors.Is(err, ErrNotText):
+			if !valid {
+				t.Fatalf("AppendJSONText(%q): ErrNotText for what json.Valid refuses", raw)
+			}
+		case !errors.Is(err, ErrMalformed):
+			t.Fatalf("AppendJSONText(%q): unexpected error %v", raw, err)
+		case valid && utf8.Valid(raw) && !bytes.Contains(raw, []byte(`\u`)):
+			t.Fatalf("AppendJSONText(%q) refused valid JSON text: %v", raw, err)
+		}
+		if err != nil && string(got) != "prefix" {
+			t.Fatalf("AppendJSONText(%q) failed but changed dst to %q", raw, got)
 		}
 	})
 }
