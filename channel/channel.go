@@ -42,17 +42,21 @@ func ValidID(s string) bool {
 	return true
 }
 
+// segmentByte tells the bytes of a literal Faye channel segment: [A-Za-z0-9-_!~()$@].
+var segmentByte = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_!~()$@", byte(c)) >= 0
+	}
+	return t
+}()
+
 // validSegment reports whether s is a literal Faye channel segment: [A-Za-z0-9-_!~()$@]+.
 func validSegment(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("-_!~()$@", c) >= 0:
-		default:
+		if !segmentByte[s[i]] {
 			return false
 		}
 	}
@@ -71,21 +75,32 @@ func IsPattern(name string) bool {
 // IsMeta reports whether name is a Bayeux protocol channel (`/meta/...`), which is never routed.
 func IsMeta(name string) bool { return name == "/meta" || strings.HasPrefix(name, "/meta/") }
 
-// checkName validates a channel name against the Faye grammar. It walks the segments in
-// place: every publish passes here twice (ToTopic, FromTopic), and splitting allocated.
+// checkName validates a channel name against the Faye grammar in one pass over its bytes: a
+// publish passes here several times (the Faye door, the ACL, ToTopic), and cutting the name
+// into segments was a tenth of a Faye publish's CPU.
 func checkName(name string) error {
 	if len(name) > MaxLen || len(name) < 2 || name[0] != '/' {
 		return fmt.Errorf("%w: %q", ErrInvalidChannel, clip(name))
 	}
-	for rest, more := name[1:], true; more; {
-		var s string
-		s, rest, more = strings.Cut(rest, "/")
-		if !more && (s == "*" || s == "**") {
-			break
-		}
-		if !validSegment(s) {
+	seg, stars := 0, 0 // bytes and '*' of the segment being read
+	for i := 1; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '/':
+			if seg == 0 || stars > 0 {
+				return fmt.Errorf("%w: %q", ErrInvalidChannel, clip(name))
+			}
+			seg = 0
+		case c == '*':
+			seg, stars = seg+1, stars+1
+		case segmentByte[c]:
+			seg++
+		default:
 			return fmt.Errorf("%w: %q", ErrInvalidChannel, clip(name))
 		}
+	}
+	// Only the last segment may be a wildcard, and only a whole `*` or `**`.
+	if seg == 0 || stars > 0 && (stars != seg || stars > 2) {
+		return fmt.Errorf("%w: %q", ErrInvalidChannel, clip(name))
 	}
 	return nil
 }

@@ -29,6 +29,12 @@ func TestValid(t *testing.T) {
 		{"/a b", false},
 		{"/a+b", false},
 		{"/a#", false},
+		{"/a*", false},
+		{"/*a", false},
+		{"/*/", false},
+		{"/a/", false},
+		{"/**/", false},
+		{"/a/b*", false},
 		{"/caf\u00e9", false},
 		{"/" + strings.Repeat("a", MaxLen), false},
 	}
@@ -145,6 +151,35 @@ func TestValidID(t *testing.T) {
 
 // FuzzTopicMapping proves that the mapping round-trips in both directions and that whatever
 // it accepts stays inside the organisation's subtree.
+// validReference is the grammar as Faye states it, segment by segment: the one-pass checkName
+// must agree with it on every input.
+func validReference(name string) bool {
+	if len(name) > MaxLen || !strings.HasPrefix(name, "/") {
+		return false
+	}
+	segs := strings.Split(name[1:], "/")
+	for i, s := range segs {
+		if i == len(segs)-1 && (s == "*" || s == "**") {
+			return true
+		}
+		if s == "" || strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_!~()$@") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzValidReference(f *testing.F) {
+	for _, s := range []string{"/a/b", "/*", "/a/**", "/a*/b", "//", "/a/***", "/caf\u00e9", "/(x)$@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := Valid(name), validReference(name); got != want {
+			t.Fatalf("Valid(%q) = %v, the grammar says %v", name, got, want)
+		}
+	})
+}
+
 func FuzzTopicMapping(f *testing.F) {
 	for _, s := range []string{"orgs/O/service/+", "orgs/O/#", "/service/*", "/**", "orgs/O/a/+/b", "$SYS/#", "/meta/x", "orgs/O/a\x00"} {
 		f.Add("O", s)
