@@ -8,17 +8,34 @@ import (
 	"github.com/convead/chat-server/faye/wsframe"
 )
 
-// maskedFrame builds a client frame: first byte b0 (FIN and opcode), masked payload.
-func maskedFrame(b0 byte, payload []byte) []byte {
-	mask := [4]byte{0x0a, 0x0b, 0x0c, 0x0d}
-	out := []byte{b0}
-	if n := len(payload); n < 126 {
-		out = append(out, 0x80|byte(n))
-	} else {
-		out = binary.BigEndian.AppendUint16(append(out, 0x80|126), uint16(n))
+// frame is a raw client frame: b0 is FIN, RSV and opcode; unmasked leaves the mask bit off.
+type frame struct {
+	b0       byte
+	payload  []byte
+	unmasked bool
+}
+
+func (f frame) bytes() []byte {
+	n := len(f.payload)
+	mbit := byte(0x80)
+	if f.unmasked {
+		mbit = 0
 	}
+	out := []byte{f.b0}
+	switch {
+	case n < 126:
+		out = append(out, mbit|byte(n))
+	case n <= 0xffff:
+		out = binary.BigEndian.AppendUint16(append(out, mbit|126), uint16(n))
+	default:
+		out = binary.BigEndian.AppendUint64(append(out, mbit|127), uint64(n))
+	}
+	if f.unmasked {
+		return append(out, f.payload...)
+	}
+	mask := [4]byte{0xa1, 0xb2, 0xc3, 0xd4}
 	out = append(out, mask[:]...)
-	for i, c := range payload {
+	for i, c := range f.payload {
 		out = append(out, c^mask[i&3])
 	}
 	return out
@@ -27,9 +44,9 @@ func maskedFrame(b0 byte, payload []byte) []byte {
 // TestIncompleteReadsReleased checks that a socket holds state for what its reads left
 // incomplete only while something is: an idle socket must own none.
 func TestIncompleteReadsReleased(t *testing.T) {
-	pong := maskedFrame(0x80|wsframe.OpPong, []byte("pong"))
-	first := maskedFrame(wsframe.OpBinary, []byte("first half,")) // binary: ignored once whole
-	last := maskedFrame(0x80, []byte(" second half"))             // its continuation
+	pong := frame{b0: 0x80 | wsframe.OpPong, payload: []byte("pong")}.bytes()
+	first := frame{b0: wsframe.OpBinary, payload: []byte("first half,")}.bytes() // binary: ignored once whole
+	last := frame{b0: 0x80, payload: []byte(" second half")}.bytes()             // its continuation
 	cat := func(bs ...[]byte) []byte {
 		var out []byte
 		for _, b := range bs {

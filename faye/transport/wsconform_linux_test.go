@@ -65,39 +65,6 @@ type rawClient struct {
 	r *bufio.Reader
 }
 
-// frame is a raw client frame: b0 is FIN, RSV and opcode; unmasked leaves the mask bit off.
-type frame struct {
-	b0       byte
-	payload  []byte
-	unmasked bool
-}
-
-func (f frame) bytes() []byte {
-	n := len(f.payload)
-	mbit := byte(0x80)
-	if f.unmasked {
-		mbit = 0
-	}
-	out := []byte{f.b0}
-	switch {
-	case n < 126:
-		out = append(out, mbit|byte(n))
-	case n <= 0xffff:
-		out = binary.BigEndian.AppendUint16(append(out, mbit|126), uint16(n))
-	default:
-		out = binary.BigEndian.AppendUint64(append(out, mbit|127), uint64(n))
-	}
-	if f.unmasked {
-		return append(out, f.payload...)
-	}
-	mask := [4]byte{0xa1, 0xb2, 0xc3, 0xd4}
-	out = append(out, mask[:]...)
-	for i, c := range f.payload {
-		out = append(out, c^mask[i&3])
-	}
-	return out
-}
-
 // readFrame reads one server frame: its opcode and payload.
 func (c *rawClient) readFrame() (op byte, payload []byte, err error) {
 	var h [2]byte
