@@ -22,11 +22,18 @@ const maxDepth = 10000
 // last of duplicate fields wins, wrong-typed fields read as absent. Messages keep slices of
 // one copy of the body, so the caller may reuse body.
 func DecodeBatch(body []byte, max int) ([]Message, error) {
+	return DecodeOwnedBatch(bytes.Clone(body), max)
+}
+
+// DecodeOwnedBatch is DecodeBatch for a body the caller gives away (a websocket message,
+// assembled in a buffer of its own): the messages keep slices of body itself, which nobody
+// may change afterwards.
+func DecodeOwnedBatch(body []byte, max int) ([]Message, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || (body[0] != '[' && body[0] != '{') {
 		return nil, ErrMalformed
 	}
-	d := decoder{data: bytes.Clone(body)}
+	d := decoder{data: body}
 	var msgs []Message
 	n := 0
 	if d.data[0] == '{' {
@@ -98,7 +105,7 @@ func (d *decoder) batch(max int, msgs *[]Message, n *int) error {
 				return err
 			}
 			if *msgs == nil {
-				*msgs = make([]Message, 0, 4)
+				*msgs = make([]Message, 0, 1) // a batch is mostly one message
 			}
 			*msgs = append(*msgs, f.message(d.bad))
 		} else if err := d.value(2); err != nil {

@@ -279,3 +279,23 @@ func TestDecodeBatchInvalidText(t *testing.T) {
 		t.Fatalf("one bad message of two: %v %+v", err, msgs)
 	}
 }
+
+// TestDecodeOwnedBatchKeepsTheBody: an owned body is decoded as DecodeBatch decodes a copy,
+// and its messages point into it (no second copy).
+func TestDecodeOwnedBatchKeepsTheBody(t *testing.T) {
+	body := []byte(` [{"channel":"/a","data":{"x":1},"clientId":"c1","ext":{"token":"t"}},{"channel":"/b","data":2}] `)
+	want, err := DecodeBatch(body, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeOwnedBatch(body, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("DecodeOwnedBatch = %+v, DecodeBatch = %+v", got, want)
+	}
+	if &got[0].Data[0] != &body[bytes.Index(body, []byte(`{"x":1}`))] {
+		t.Fatal("the data of an owned body's message is a copy")
+	}
+}

@@ -404,7 +404,7 @@ func (w *wsConn) uncork() {
 // one write: a client that pipelines its publishes costs a write per read rather than per
 // message.
 func (w *wsConn) handle(ctx context.Context, data []byte, more bool) {
-	msgs, err := bayeux.DecodeBatch(data, w.h.ecfg.MaxBatch)
+	msgs, err := bayeux.DecodeOwnedBatch(data, w.h.ecfg.MaxBatch) // data is the assembler's own copy
 	if errors.Is(err, bayeux.ErrTooMany) {
 		w.closeWith(wsframe.ClosePolicyViolation, "too many messages in one batch")
 		return
