@@ -533,7 +533,7 @@ func keyIs(key []byte, plain bool, want string) bool {
 // ValidJSONText reports whether raw is one JSON value whose strings are all valid text, as
 // DecodeBatch requires of a message.
 func ValidJSONText(raw []byte) bool {
-	_, err := AppendJSONText(nil, raw)
+	_, err := scanJSONText(raw)
 	return err == nil
 }
 
@@ -545,18 +545,11 @@ var ErrNotText = errors.New("JSON with a string that is not valid UTF-8 text")
 // json.Valid, ValidJSONText and json.Compact did in three passes. Errors: ErrMalformed when
 // raw is not JSON, ErrNotText when a string is not text.
 func AppendJSONText(dst, raw []byte) ([]byte, error) {
-	d := decoder{data: raw}
-	d.ws()
-	if d.i == len(d.data) || d.value(1) != nil {
-		return dst, ErrMalformed
-	}
-	d.ws()
+	spaced, err := scanJSONText(raw)
 	switch {
-	case d.i != len(d.data):
-		return dst, ErrMalformed
-	case d.bad:
-		return dst, ErrNotText
-	case !d.spaced:
+	case err != nil:
+		return dst, err
+	case !spaced:
 		return append(dst, raw...), nil
 	}
 	b := bytes.NewBuffer(dst)
@@ -564,4 +557,22 @@ func AppendJSONText(dst, raw []byte) ([]byte, error) {
 		return dst, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return b.Bytes(), nil
+}
+
+// scanJSONText checks that raw is one JSON value whose strings are all valid text, and tells
+// whether it holds insignificant whitespace.
+func scanJSONText(raw []byte) (spaced bool, err error) {
+	d := decoder{data: raw}
+	d.ws()
+	if d.i == len(d.data) || d.value(1) != nil {
+		return false, ErrMalformed
+	}
+	d.ws()
+	switch {
+	case d.i != len(d.data):
+		return false, ErrMalformed
+	case d.bad:
+		return false, ErrNotText
+	}
+	return d.spaced, nil
 }
