@@ -2,6 +2,7 @@ package bayeux
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -299,55 +300,80 @@ func (d *decoder) number() error {
 }
 
 // str skips a string starting at data[i] ('"'). plain: no escapes and only ASCII, so the
-// bytes between the quotes are the string.
+// bytes between the quotes are the string. Runs of ordinary bytes are skipped eight at a
+// time (plainWord): strings are most of a message's bytes (a token, a text), and this loop
+// was the decoder's largest cost.
 func (d *decoder) str() (plain bool, err error) {
-	d.i++
+	data, i := d.data, d.i+1
 	plain = true
-	for d.i < len(d.data) {
-		c := d.data[d.i]
-		switch {
+	for {
+		for len(data)-i >= 8 && plainWord(binary.LittleEndian.Uint64(data[i:])) {
+			i += 8
+		}
+		for i < len(data) && ordinary(data[i]) {
+			i++
+		}
+		if i >= len(data) {
+			d.i = i
+			return false, d.fail("")
+		}
+		switch c := data[i]; {
 		case c == '"':
-			d.i++
+			d.i = i + 1
 			return plain, nil
 		case c == '\\':
 			plain = false
-			d.i++
-			if d.i >= len(d.data) {
+			if i++; i >= len(data) {
+				d.i = i
 				return false, d.fail("")
 			}
-			switch d.data[d.i] {
+			switch data[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				d.i++
+				i++
 			case 'u':
-				d.i++
-				r, ok := hex4(d.data[d.i:])
+				i++
+				r, ok := hex4(data[i:])
 				if !ok {
-					for d.i < len(d.data) && isHex(d.data[d.i]) {
-						d.i++
+					for i < len(data) && isHex(data[i]) {
+						i++
 					}
+					d.i = i
 					return false, d.fail("in \\u hexadecimal character escape")
 				}
-				d.i += 4
+				d.i = i + 4
 				if utf16.IsSurrogate(r) {
 					d.surrogate(r)
 				}
+				i = d.i
 			default:
+				d.i = i
 				return false, d.fail("in string escape code")
 			}
 		case c < 0x20:
+			d.i = i
 			return false, d.fail("in string literal")
-		case c >= utf8.RuneSelf:
+		default: // c >= utf8.RuneSelf
 			plain = false
-			r, size := utf8.DecodeRune(d.data[d.i:])
+			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
 				d.bad = true
 			}
-			d.i += size
-		default:
-			d.i++
+			i += size
 		}
 	}
-	return false, d.fail("")
+}
+
+// ordinary reports whether c stands for itself in a string that stays plain: not a quote,
+// a backslash, a control character or a byte of a multi-byte UTF-8 sequence.
+func ordinary(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf }
+
+// plainWord reports whether the eight bytes of x (little-endian) are all ordinary. Each
+// test is the classic "has a byte below n" (x - n*lo) & ^x & hi, which is exact for the word
+// as a whole (a borrow only spreads from a byte that already matched).
+func plainWord(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	below := func(v uint64, n uint64) uint64 { return (v - n*lo) & ^v & hi }
+	return (x&hi | below(x, 0x20) | below(x^('"'*lo), 1) | below(x^('\\'*lo), 1)) == 0
 }
 
 // surrogate checks the escaped surrogate r just read: only a high one followed by an escaped

@@ -2,6 +2,7 @@ package bayeux
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -297,5 +298,32 @@ func TestDecodeOwnedBatchKeepsTheBody(t *testing.T) {
 	}
 	if &got[0].Data[0] != &body[bytes.Index(body, []byte(`{"x":1}`))] {
 		t.Fatal("the data of an owned body's message is a copy")
+	}
+}
+
+// TestPlainWord: the eight-byte test agrees with ordinary for every byte value in every
+// position, and for words with several unusual bytes (where a borrow could mislead it).
+func TestPlainWord(t *testing.T) {
+	check := func(w [8]byte) {
+		t.Helper()
+		want := true
+		for _, c := range w {
+			want = want && ordinary(c)
+		}
+		if got := plainWord(binary.LittleEndian.Uint64(w[:])); got != want {
+			t.Fatalf("plainWord(%q) = %v, want %v", w[:], got, want)
+		}
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			w := [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
+			w[pos] = byte(c)
+			check(w)
+			w[(pos+3)%8] = byte(255 - c)
+			check(w)
+		}
+	}
+	for _, s := range []string{"!!!!!!!!", "########", "[[[[[[[[", "]]]]]]]]", "        ", "~~~~~~~\x7f", "\x00\x00\x00\x00\x00\x00\x00\x00", "!\"#!!!!!", "\x1f\x20\x21\x22\x5b\x5c\x5d\x80"} {
+		check([8]byte([]byte(s)))
 	}
 }
