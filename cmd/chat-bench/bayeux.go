@@ -193,13 +193,17 @@ func (c *fayeClient) loop() {
 
 var (
 	successfulKey = []byte(`"successful"`)
-	dataKey       = []byte(`"data"`)
+	succeededKey  = []byte(`"successful":true`)
+	metaChannel   = []byte(`"/meta/`)
 )
 
-// handle processes one frame. Frames of deliveries only (the common case under load) are
-// scanned for their timestamps without decoding.
+// handle processes one frame. Frames of deliveries and publish acknowledgements only (every
+// frame under load: a server may send both in one frame) are scanned for their timestamps
+// and acknowledgements without decoding; a frame with a meta reply, or a "successful" that is
+// not exactly true, is decoded in full.
 func (c *fayeClient) handle(frame []byte) {
-	if !bytes.Contains(frame, successfulKey) {
+	if acks := bytes.Count(frame, successfulKey); !bytes.Contains(frame, metaChannel) && bytes.Count(frame, succeededKey) == acks {
+		c.d.pubOK.Add(int64(acks))
 		for i := 0; i < len(frame); {
 			var ts int64
 			ts, i = stamp(frame, i)

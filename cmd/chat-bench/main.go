@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,13 @@ func run(scenario string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if o.cpuProfile != "" {
+		stop, err := profileCPU(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	o.clock = newClock()
@@ -141,6 +149,22 @@ type options struct {
 	settle   time.Duration
 	hold     time.Duration
 	clock    clock
+
+	cpuProfile string
+}
+
+// profileCPU writes the load generator's own CPU profile to path until stop: to tell its
+// costs from the server's, which share the machine.
+func profileCPU(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
 func newFlags(o *options) *flag.FlagSet {
@@ -162,6 +186,7 @@ func newFlags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.shape, "shape", "", "row of the comparison table, copied to the result")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "idle: wait before reading the server's memory")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file")
 	fs.DurationVar(&o.hold, "hold", 0, "idle: keep the clients this long after measuring (to profile the server)")
 	fs.Usage = func() {}
 	return fs

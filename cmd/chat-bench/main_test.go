@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,6 +182,31 @@ func TestReport(t *testing.T) {
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestHandleFrame: frames of deliveries and acknowledgements, mixed as this server sends
+// them, are counted without decoding; a refused publish, however it is spelled, is an error.
+func TestHandleFrame(t *testing.T) {
+	for _, tc := range []struct {
+		frame               string
+		delivered, ok, errs int64
+	}{
+		{`[{"channel":"/bench/a","data":{"bench_t":5,"seq":1}},{"id":"7","clientId":"c","channel":"/bench/b","successful":true}]`, 1, 1, 0},
+		{`[{"id":"7","channel":"/bench/b","successful":true},{"id":"8","channel":"/bench/b","successful":true}]`, 0, 2, 0},
+		{`[{"channel":"/bench/a","data":{"bench_t":5}},{"channel":"/bench/a","data":{"bench_t":6}}]`, 2, 0, 0},
+		{`[{"id":"7","channel":"/bench/b","successful":false,"error":"403::Forbidden"}]`, 0, 0, 1},
+		{`[{"id":"7","channel":"/bench/b","successful": false,"error":"403::Forbidden"},{"channel":"/bench/a","data":{"bench_t":5}}]`, 1, 0, 1},
+		{`[{"id":"7","channel":"/bench/b","successful": true}]`, 0, 1, 0},
+	} {
+		var errs atomic.Int64
+		var delivered int64
+		c := &fayeClient{d: &fayeDialer{errs: &errs}, onDeliver: func(int64) { delivered++ }}
+		c.handle([]byte(tc.frame))
+		if delivered != tc.delivered || c.d.pubOK.Load() != tc.ok || errs.Load() != tc.errs {
+			t.Errorf("%s: %d delivered, %d acknowledged, %d errors; want %d, %d, %d", tc.frame,
+				delivered, c.d.pubOK.Load(), errs.Load(), tc.delivered, tc.ok, tc.errs)
 		}
 	}
 }
