@@ -65,7 +65,9 @@ type Message struct {
 	Version                string
 	// AdviceTimeout is advice.timeout in milliseconds, or -1 when absent.
 	AdviceTimeout int64
-	// Token is ext.token, the credential the widget's extension adds.
+	// Token is ext.token, the credential the widget's extension adds. It shares the bytes of
+	// the decoded body (a token is a few hundred bytes, in every message of a session): a
+	// Token kept beyond the message keeps the body too, so copy it (strings.Clone) to keep it.
 	Token string
 	// InvalidText: a string of the message (a key, a field, anything inside data) held invalid
 	// UTF-8 or an escaped lone surrogate. Such a message is refused, never forwarded.
@@ -210,11 +212,16 @@ func EncodeBatch(replies []Reply, deliveries [][]byte) []byte {
 	for _, d := range deliveries {
 		size += len(d) + 1
 	}
-	b := make([]byte, 0, size)
+	return AppendBatch(make([]byte, 0, size), replies, deliveries)
+}
+
+// AppendBatch is EncodeBatch appending to b, for a caller that reuses its buffer.
+func AppendBatch(b []byte, replies []Reply, deliveries [][]byte) []byte {
+	start := len(b)
 	b = append(b, '[')
 	for _, r := range replies {
 		mark := len(b)
-		if mark > 1 {
+		if mark > start+1 {
 			b = append(b, ',')
 		}
 		var ok bool
@@ -223,7 +230,7 @@ func EncodeBatch(replies []Reply, deliveries [][]byte) []byte {
 		}
 	}
 	for _, d := range deliveries {
-		if len(b) > 1 {
+		if len(b) > start+1 {
 			b = append(b, ',')
 		}
 		b = append(b, d...)
