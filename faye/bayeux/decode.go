@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxDepth is encoding/json's nesting limit, kept so that the same bodies are refused.
@@ -500,9 +501,28 @@ func (f *fields) message(invalidText bool) Message {
 				token = val
 			}
 		})
-		m.Token = str(token)
+		m.Token = view(token)
 	}
 	return m
+}
+
+// view is str for a string of the decoded body that needs no unescaping: the bytes between
+// its quotes, shared rather than copied. The body is never changed after decoding (see
+// DecodeOwnedBatch), so the string stays what it was.
+func view(raw []byte) string {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
+		return str(raw)
+	}
+	i := 1
+	for ; n-1-i >= 8 && plainWord(binary.LittleEndian.Uint64(raw[i:])); i += 8 {
+	}
+	for ; i < n-1 && ordinary(raw[i]); i++ {
+	}
+	if i < n-1 {
+		return str(raw)
+	}
+	return unsafe.String(&raw[1], n-2)
 }
 
 // adviceTimeout reads advice.timeout as encoding/json reads it into a *float64: any
