@@ -21,7 +21,7 @@ func TestForwardedRequestKeepsIdentityRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replies, _ := e.Process(context.Background(), msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})
+	replies, _ := e.Process(context.Background(), nil, msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})
 	cid := replies[0].ClientID
 	forward := func(tok string) string {
 		batch := `[{"channel":"/meta/connect","clientId":"` + cid + `","connectionType":"long-polling","advice":{"timeout":0},"ext":{"token":"` + tok + `"}}]`

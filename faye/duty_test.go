@@ -34,7 +34,7 @@ func TestDutyReports(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		replies, c := e.Process(context.Background(), msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})
+		replies, c := e.Process(context.Background(), nil, msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})
 		if c != nil {
 			replies = append(replies, c.Reply)
 		}

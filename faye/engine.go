@@ -327,9 +327,10 @@ type Connect struct {
 // batch holds a valid /meta/connect, the connect to answer once held. Replies to connects come
 // last, as Faye sends them. A streaming transport (websocket) calls it for each batch in the
 // order the client sent them, sends the replies, and answers a returned connect itself
-// (Stream); polling transports use Answer, which calls it.
-func (e *Engine) Process(ctx context.Context, msgs []bayeux.Message, transport string, peer Peer) ([]bayeux.Reply, *Connect) {
-	replies := make([]bayeux.Reply, 0, len(msgs))
+// (Stream); polling transports use Answer, which calls it. The replies are appended to
+// replies[:0], a buffer the caller may reuse (nil: a new one).
+func (e *Engine) Process(ctx context.Context, replies []bayeux.Reply, msgs []bayeux.Message, transport string, peer Peer) ([]bayeux.Reply, *Connect) {
+	replies = replies[:0]
 	var connect *Connect
 	var connectReplies []bayeux.Reply
 	for _, m := range msgs {

@@ -45,7 +45,7 @@ func TestStoreOutageIsRetryable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		replies, _ := e.Process(context.Background(), msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})
+		replies, _ := e.Process(context.Background(), nil, msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})
 		return string(bayeux.EncodeBatch(replies, nil))
 	}
 	hs := run(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"token":"v1"}}]`)

@@ -33,7 +33,7 @@ func (e *Engine) Answer(ctx context.Context, raw []byte, msgs []bayeux.Message, 
 
 // answer processes a batch here, holding its connect.
 func (e *Engine) answer(ctx context.Context, msgs []bayeux.Message, transport string, peer Peer) []byte {
-	replies, connect := e.Process(ctx, msgs, transport, peer)
+	replies, connect := e.Process(ctx, nil, msgs, transport, peer)
 	if connect == nil {
 		return bayeux.EncodeBatch(replies, nil)
 	}

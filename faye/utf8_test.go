@@ -48,7 +48,7 @@ func FuzzOutputIsUTF8(f *testing.F) {
 		s.subs.add("/foo")
 		e.idx.add("shop", "/foo", s)
 		if msgs, err := bayeux.DecodeBatch([]byte(body), 10); err == nil {
-			replies, _ := e.Process(context.Background(), msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})
+			replies, _ := e.Process(context.Background(), nil, msgs, bayeux.LongPolling, Peer{IP: "127.0.0.1"})
 			if out := bayeux.EncodeBatch(replies, nil); !utf8.Valid(out) {
 				t.Fatalf("replies to %q: invalid UTF-8 %q", body, out)
 			}

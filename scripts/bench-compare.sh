@@ -108,14 +108,14 @@ mosquitto=$(command -v mosquitto || true)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ":(exclude)$OUT" 2>/dev/null || echo ' (with local changes)')"
 
-for label in faye ours; do
-	measure idle-faye $label idle "$IDLE_N"
-	measure idle2-faye $label idle "$IDLE2_N"
-	measure fanout-faye $label fanout "$FANOUT_N" -duration "$DURATION"
-	measure fanout-faye-rate $label fanout "$FANOUT_N" -rate "$FANOUT_RATE" -duration "$DURATION"
-	measure pairs-faye $label pairs "$PAIRS_P" -duration "$DURATION"
-	measure held-faye $label idle "$HELD_N" -settle 1s
-done
+# Each shape runs against Faye and then at once against ours: a ratio compares runs seconds
+# apart, not minutes (the pace of a shared VM drifts by a third within minutes).
+for label in faye ours; do measure idle-faye $label idle "$IDLE_N"; done
+for label in faye ours; do measure idle2-faye $label idle "$IDLE2_N"; done
+for label in faye ours; do measure fanout-faye $label fanout "$FANOUT_N" -duration "$DURATION"; done
+for label in faye ours; do measure fanout-faye-rate $label fanout "$FANOUT_N" -rate "$FANOUT_RATE" -duration "$DURATION"; done
+for label in faye ours; do measure pairs-faye $label pairs "$PAIRS_P" -duration "$DURATION"; done
+for label in faye ours; do measure held-faye $label idle "$HELD_N" -settle 1s; done
 for label in mosquitto ours; do
 	if [[ $label == mosquitto && -z "$mosquitto" ]]; then
 		echo "mosquitto not installed: MQTT rows without a reference" >&2

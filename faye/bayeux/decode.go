@@ -24,26 +24,27 @@ const maxDepth = 10000
 // last of duplicate fields wins, wrong-typed fields read as absent. Messages keep slices of
 // one copy of the body, so the caller may reuse body.
 func DecodeBatch(body []byte, max int) ([]Message, error) {
-	return DecodeOwnedBatch(bytes.Clone(body), max)
+	return DecodeOwnedBatch(nil, bytes.Clone(body), max)
 }
 
 // DecodeOwnedBatch is DecodeBatch for a body the caller gives away (a websocket message,
 // assembled in a buffer of its own): the messages keep slices of body itself, which nobody
-// may change afterwards.
-func DecodeOwnedBatch(body []byte, max int) ([]Message, error) {
+// may change afterwards. They are appended to dst[:0], a buffer the caller may reuse (nil: a
+// new one).
+func DecodeOwnedBatch(dst []Message, body []byte, max int) ([]Message, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || (body[0] != '[' && body[0] != '{') {
 		return nil, ErrMalformed
 	}
 	d := decoder{data: body}
-	var msgs []Message
+	msgs := dst[:0]
 	n := 0
 	if d.data[0] == '{' {
 		var f fields
 		if err := d.object(1, &f); err != nil {
 			return nil, err
 		}
-		msgs, n = []Message{f.message(d.bad)}, 1
+		msgs, n = append(msgs, f.message(d.bad)), 1
 	} else if err := d.batch(max, &msgs, &n); err != nil {
 		return nil, err
 	}

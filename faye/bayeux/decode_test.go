@@ -289,7 +289,7 @@ func TestDecodeOwnedBatchKeepsTheBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := DecodeOwnedBatch(body, 10)
+	got, err := DecodeOwnedBatch(nil, body, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func process(tb testing.TB, e *faye.Engine, batch string) ([]bayeux.Reply, *faye
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return e.Process(context.Background(), msgs, bayeux.WebSocket, faye.Peer{IP: "127.0.0.1"})
+	return e.Process(context.Background(), nil, msgs, bayeux.WebSocket, faye.Peer{IP: "127.0.0.1"})
 }
 
 // subscribed opens a session with the token "t", subscribed to name, and returns its id.

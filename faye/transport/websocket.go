@@ -50,11 +50,13 @@ var (
 	framePool   = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 )
 
-// scratch is a goroutine's reusable space for building frames.
+// scratch is a goroutine's reusable space for processing a batch and building frames.
 type scratch struct {
-	msgs [][]byte
-	buf  []byte // a frame
-	enc  []byte // a batch of replies, before it is framed
+	in      []bayeux.Message // a batch, decoded
+	replies []bayeux.Reply
+	msgs    [][]byte // queued deliveries
+	buf     []byte   // a frame
+	enc     []byte   // a batch of replies, before it is framed
 }
 
 // wsConn is one websocket: the loop's Handler of its connection. It serves the session that
@@ -425,7 +427,9 @@ func (w *wsConn) uncork() {
 // one write: a client that pipelines its publishes costs a write per read rather than per
 // message.
 func (w *wsConn) handle(ctx context.Context, data []byte, more bool) {
-	msgs, err := bayeux.DecodeOwnedBatch(data, w.h.ecfg.MaxBatch) // data is the assembler's own copy
+	sc := scratchPool.Get().(*scratch)
+	defer sc.release()
+	msgs, err := bayeux.DecodeOwnedBatch(sc.in, data, w.h.ecfg.MaxBatch) // data is the assembler's own copy
 	if errors.Is(err, bayeux.ErrTooMany) {
 		w.closeWith(wsframe.ClosePolicyViolation, "too many messages in one batch")
 		return
@@ -433,18 +437,19 @@ func (w *wsConn) handle(ctx context.Context, data []byte, more bool) {
 	if err != nil {
 		return // Faye ignores frames that are not a JSON batch
 	}
+	sc.in = msgs
 	w.mu.Lock()
 	w.processing = true
 	w.inProcess.Store(true)
 	w.mu.Unlock()
-	replies, connect := w.h.e.Process(ctx, msgs, bayeux.WebSocket, w.peer)
+	replies, connect := w.h.e.Process(ctx, sc.replies, msgs, bayeux.WebSocket, w.peer)
+	sc.replies = replies
 	if connect != nil {
 		w.bind(connect)
 	}
 	w.mu.Lock()
 	// The replies, and what the batch delivered to this very client (its own publish, in a
 	// conversation), leave in one write.
-	sc := scratchPool.Get().(*scratch)
 	sc.buf = sc.buf[:0]
 	if len(replies) > 0 || connect == nil {
 		sc.enc = bayeux.AppendBatch(sc.enc[:0], replies, nil)
@@ -457,7 +462,6 @@ func (w *wsConn) handle(ctx context.Context, data []byte, more bool) {
 	if !w.corked {
 		w.writeOutLocked()
 	}
-	sc.release()
 	w.processing = false
 	if w.endAfter { // the batch ended the session (a disconnect): its replies went first
 		w.closeLocked(wsframe.CloseNormal, "")
@@ -564,10 +568,13 @@ func (w *wsConn) appendQueuedLocked(sc *scratch) {
 	}
 }
 
-// release gives a pooled scratch back, unless a burst made it big.
+// release gives a pooled scratch back, unless a burst made it big; what it held is dropped
+// (the messages point into their body, the replies into the messages).
 func (sc *scratch) release() {
-	if cap(sc.buf) <= 64<<10 && cap(sc.enc) <= 64<<10 && cap(sc.msgs) <= 1024 {
-		sc.buf = sc.buf[:0]
+	clear(sc.in)
+	clear(sc.replies)
+	if cap(sc.buf) <= 64<<10 && cap(sc.enc) <= 64<<10 && cap(sc.msgs) <= 1024 && cap(sc.in) <= 64 && cap(sc.replies) <= 64 {
+		sc.in, sc.replies, sc.buf = sc.in[:0], sc.replies[:0], sc.buf[:0]
 		scratchPool.Put(sc)
 	}
 }
