@@ -2,8 +2,10 @@ package auth
 
 import (
 	"errors"
+	"hash/maphash"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -81,5 +83,30 @@ func BenchmarkVerifySameToken(b *testing.B) {
 		if _, err := v.Verify(tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestVerifiedTokenExactMatch: an entry answers only the very token it was stored for. A
+// hash collision (made here by moving an entry under another token's hash) is a miss, and the
+// stored token is a copy, unchanged when the caller's buffer is reused.
+func TestVerifiedTokenExactMatch(t *testing.T) {
+	c := newVerified(nil)
+	now := time.Now()
+	id := Identity{Subject: "v1", Role: Visitor, Org: "Q"}
+	buf := []byte("token-a")
+	c.put(string(buf), id, now.Add(time.Hour), now, time.Time{}, 0)
+	if got, _, ok := c.get("token-a", now, 0); !ok || got != id {
+		t.Fatalf("get(token-a) = %v, %v", got, ok)
+	}
+	entry := c.entries[maphash.String(c.seed, "token-a")]
+	c.entries[maphash.String(c.seed, "token-b")] = entry
+	if _, _, ok := c.get("token-b", now, 0); ok {
+		t.Fatal("a colliding token was answered with another token's identity")
+	}
+	shared := unsafe.String(&buf[0], len(buf)) // a token sharing a request's buffer
+	c.put(shared, id, now.Add(time.Hour), now, time.Time{}, 0)
+	copy(buf, "token-x")
+	if _, _, ok := c.get("token-a", now, 0); !ok {
+		t.Fatal("the cache kept the caller's buffer instead of a copy")
 	}
 }
