@@ -10,14 +10,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fasthttp/websocket"
 )
 
 // A Bayeux client over websocket that does what the official Faye client does on that
 // transport: handshake, then /meta/connect, the subscribes, a new
 // /meta/connect as soon as the previous one is answered (advice.interval is 0 on both
-// servers), publishes with the session's clientId. One goroutine per connection, reading.
+// servers), publishes with the session's clientId. Set up, a client is read by the
+// scenario's poller (poller.go).
 
 // fayeMsg is the part of a Bayeux message the client looks at.
 type fayeMsg struct {
@@ -35,6 +34,7 @@ type fayeMsg struct {
 // fayeDialer opens clients of one server with one identity.
 type fayeDialer struct {
 	url  string          // ws://host:port/faye
+	poll *poller         // reads the clients once they are set up
 	ext  json.RawMessage // the ext of every message ({"token":…}), or nil: a session answers only its own identity
 	errs *atomic.Int64   // failures after setup: refused publishes, lost connections
 	// pubOK counts acknowledged publishes.
@@ -43,12 +43,11 @@ type fayeDialer struct {
 
 type fayeClient struct {
 	d  *fayeDialer
-	ws *websocket.Conn
+	ws *wsConn
 	id string
 	// onDeliver is called, on the reading goroutine, with the send timestamp of each delivery.
 	onDeliver func(ts int64)
 
-	wmu     sync.Mutex // serialises writes
 	seq     atomic.Uint64
 	closing atomic.Bool
 	done    chan struct{}
@@ -62,25 +61,23 @@ const setupTimeout = 30 * time.Second
 
 // dial connects, handshakes and subscribes to channels, and starts the connect loop.
 func (d *fayeDialer) dial(ctx context.Context, channels []string, onDeliver func(ts int64)) (*fayeClient, error) {
-	dialer := websocket.Dialer{HandshakeTimeout: setupTimeout, ReadBufferSize: 4096, WriteBufferSize: 4096}
-	ws, resp, err := dialer.DialContext(ctx, d.url, nil)
+	ws, err := dialWS(ctx, d.url)
 	if err != nil {
-		if resp != nil {
-			err = fmt.Errorf("%w (HTTP %d)", err, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("dial %s: %w", d.url, err)
+		return nil, err
 	}
 	c := &fayeClient{d: d, ws: ws, onDeliver: onDeliver, done: make(chan struct{})}
 	if err := c.setup(channels); err != nil {
-		ws.Close()
+		ws.conn.Close()
 		return nil, err
 	}
-	go c.loop()
+	if err := d.poll.add(c); err != nil {
+		ws.close()
+		return nil, err
+	}
 	return c, nil
 }
 
 func (c *fayeClient) setup(channels []string) error {
-	_ = c.ws.SetReadDeadline(time.Now().Add(setupTimeout))
 	hs := []byte(`[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket","long-polling"],"id":"0"`)
 	hs = c.withExt(hs)
 	if err := c.write(append(hs, "}]"...)); err != nil {
@@ -112,7 +109,7 @@ func (c *fayeClient) setup(channels []string) error {
 		return err
 	}
 	if len(channels) == 0 {
-		return c.ws.SetReadDeadline(time.Time{})
+		return nil
 	}
 	b := []byte{'['}
 	for i, ch := range channels {
@@ -138,10 +135,7 @@ func (c *fayeClient) setup(channels []string) error {
 		}
 		c.handle(frame)
 	}
-	if c.subErr != nil {
-		return c.subErr
-	}
-	return c.ws.SetReadDeadline(time.Time{})
+	return c.subErr
 }
 
 func (c *fayeClient) withExt(b []byte) []byte {
@@ -158,37 +152,28 @@ func (c *fayeClient) connectMsg() []byte {
 	return append(c.withExt(append(b, '"')), '}')
 }
 
-func (c *fayeClient) read() ([]byte, error) {
-	for {
-		kind, frame, err := c.ws.ReadMessage()
-		if err != nil {
-			return nil, err
-		}
-		if kind == websocket.TextMessage {
-			return frame, nil
-		}
-	}
-}
+func (c *fayeClient) read() ([]byte, error) { return c.ws.readMessage() }
 
-func (c *fayeClient) write(frame []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return c.ws.WriteMessage(websocket.TextMessage, frame)
-}
+func (c *fayeClient) write(frame []byte) error { return c.ws.writeText(frame) }
 
-func (c *fayeClient) loop() {
-	defer close(c.done)
+// handleBuffered handles the messages that arrived with the last setup read.
+func (c *fayeClient) handleBuffered() {
 	for {
-		frame, err := c.read()
-		if err != nil {
-			if !c.closing.Load() {
-				c.d.errs.Add(1)
-			}
+		msg, ok, err := c.ws.next()
+		if err != nil || !ok {
 			return
 		}
-		c.handle(frame)
+		c.handle(msg)
 	}
+}
+
+// ended is called by the poller once the connection is gone.
+func (c *fayeClient) ended() {
+	if !c.closing.Load() {
+		c.d.errs.Add(1)
+	}
+	c.ws.close()
+	close(c.done)
 }
 
 var (
@@ -279,9 +264,10 @@ func (c *fayeClient) publish(pairs ...[]byte) error {
 	return c.write(append(b, ']'))
 }
 
+// close ends the connection; the poller sees it end and lets go of it.
 func (c *fayeClient) close() {
 	c.closing.Store(true)
-	c.ws.Close()
+	c.ws.shutdown()
 	<-c.done
 }
 

@@ -74,9 +74,14 @@ func chatScenario(ctx context.Context, o *options) (*Result, error) {
 
 	var errs, delivered, fayeGot, mqttGot atomic.Int64
 	h, posts := new(histogram), new(histogram)
+	poll, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	defer poll.close()
 	visitorsWS, err := dialAll(ctx, p, o.conc, func(ctx context.Context, i int) (*fayeClient, error) {
 		ext, _ := json.Marshal(map[string]string{"token": visitors[i]})
-		d := &fayeDialer{url: "ws://" + o.http + o.mount, ext: ext, errs: &errs}
+		d := &fayeDialer{url: "ws://" + o.http + o.mount, poll: poll, ext: ext, errs: &errs}
 		return d.dial(ctx, []string{"/conversations/" + convs[i]}, func(ts int64) {
 			o.latency(h, ts)
 			fayeGot.Add(1)

@@ -21,12 +21,18 @@ const (
 	chFanout = "/bench/fanout"
 )
 
-// fayeDialer returns the dialer of the bench identity: a service of -org when -secret is set.
+// fayeDialer returns the dialer of the bench identity (a service of -org when -secret is
+// set) and the poller that reads its clients, to be closed after them.
 func (o *options) fayeDialer(errs *atomic.Int64) (*fayeDialer, error) {
-	d := &fayeDialer{url: "ws://" + o.http + o.mount, errs: errs}
+	p, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	d := &fayeDialer{url: "ws://" + o.http + o.mount, poll: p, errs: errs}
 	if o.secret != "" {
 		tok, err := o.token(auth.Service, "bench")
 		if err != nil {
+			p.close()
 			return nil, err
 		}
 		d.ext, _ = json.Marshal(map[string]string{"token": tok})
@@ -72,6 +78,7 @@ func fayeIdle(ctx context.Context, o *options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer d.poll.close()
 	pub, err := d.dial(ctx, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
@@ -112,6 +119,7 @@ func fayeFanout(ctx context.Context, o *options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer d.poll.close()
 	onDeliver := func(ts int64) { o.latency(h, ts); delivered.Add(1) }
 	subs, err := dialAll(ctx, o.clients, o.conc, func(ctx context.Context, _ int) (*fayeClient, error) {
 		return d.dial(ctx, []string{chFanout}, onDeliver)
@@ -186,6 +194,7 @@ func fayePairs(ctx context.Context, o *options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer d.poll.close()
 	p := o.clients
 	window := o.windowOr(4)
 	inbox := func(i int) string { return fmt.Sprintf("/bench/pairs/%d/%c", i/2, 'a'+i%2) }
