@@ -67,7 +67,7 @@ func (d *fayeDialer) dial(ctx context.Context, channels []string, onDeliver func
 	}
 	c := &fayeClient{d: d, ws: ws, onDeliver: onDeliver, done: make(chan struct{})}
 	if err := c.setup(channels); err != nil {
-		ws.conn.Close()
+		ws.close()
 		return nil, err
 	}
 	if err := d.poll.add(c); err != nil {
@@ -155,17 +155,6 @@ func (c *fayeClient) connectMsg() []byte {
 func (c *fayeClient) read() ([]byte, error) { return c.ws.readMessage() }
 
 func (c *fayeClient) write(frame []byte) error { return c.ws.writeText(frame) }
-
-// handleBuffered handles the messages that arrived with the last setup read.
-func (c *fayeClient) handleBuffered() {
-	for {
-		msg, ok, err := c.ws.next()
-		if err != nil || !ok {
-			return
-		}
-		c.handle(msg)
-	}
-}
 
 // ended is called by the poller once the connection is gone.
 func (c *fayeClient) ended() {

@@ -63,8 +63,8 @@ func (p *poller) add(c *fayeClient) error {
 	r := p.readers[p.next.Add(1)%uint32(len(p.readers))]
 	// Bytes that arrived during setup are in c.ws.in already; any later arrival raises the
 	// first edge once the socket is in the set. The reader takes c from the map under r.mu,
-	// after this.
-	c.handleBuffered()
+	// after this. A framing error found here stays in c.ws and ends the first receive.
+	_ = c.ws.handleAll(c.handle)
 	fd := int32(c.ws.fd)
 	r.mu.Lock()
 	r.conns[fd] = c

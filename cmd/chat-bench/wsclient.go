@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/convead/chat-server/faye/wsframe"
 )
 
 // wsConn is the client end of a websocket (RFC 6455) that carries text messages. It is set
@@ -37,7 +38,6 @@ type wsConn struct {
 }
 
 const (
-	wsGUID         = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 	wsMaxMessage   = 16 << 20 // a bigger message from the server is an error: nothing sends one
 	wsReadChunk    = 4096
 	wsWriteTimeout = 10 * time.Second
@@ -92,8 +92,7 @@ func (c *wsConn) handshake(u *url.URL) error {
 	if f := bytes.Fields(lines[0]); len(f) < 2 || string(f[1]) != "101" {
 		return fmt.Errorf("server answered %q, not 101", lines[0])
 	}
-	sum := sha1.Sum([]byte(key + wsGUID))
-	want := base64.StdEncoding.EncodeToString(sum[:])
+	want := wsframe.AcceptKey(key)
 	for _, l := range lines[1:] {
 		name, value, ok := bytes.Cut(l, []byte(":"))
 		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")) {
@@ -152,19 +151,23 @@ func (c *wsConn) receive(handle func(msg []byte)) error {
 			return io.EOF
 		}
 		c.in = c.in[:len(c.in)+n]
-		for {
-			msg, ok, err := c.next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
-			handle(msg)
+		if err := c.handleAll(handle); err != nil {
+			return err
 		}
 		if n < free {
 			return nil
 		}
+	}
+}
+
+// handleAll hands every whole message received so far to handle.
+func (c *wsConn) handleAll(handle func(msg []byte)) error {
+	for {
+		msg, ok, err := c.next()
+		if err != nil || !ok {
+			return err
+		}
+		handle(msg)
 	}
 }
 
@@ -221,18 +224,19 @@ func (c *wsConn) next() (msg []byte, ok bool, err error) {
 		payload := b[hdr : hdr+int(n)]
 		c.off += hdr + int(n)
 		switch op {
-		case 0x9: // ping
-			if err := c.writeFrame(0xA, payload); err != nil {
+		case wsframe.OpPing:
+			if err := c.writeFrame(wsframe.OpPong, payload); err != nil {
 				return nil, false, err
 			}
-		case 0xA: // pong
-		case 0x8:
+		case wsframe.OpPong:
+		case wsframe.OpClose:
 			c.err = errWSClosed
-		case 0x0, 0x1, 0x2:
-			if fin && c.msg == nil && op != 0x0 {
+		case wsframe.OpContinuation, wsframe.OpText, wsframe.OpBinary:
+			cont := op == wsframe.OpContinuation
+			if fin && c.msg == nil && !cont {
 				return payload, true, nil
 			}
-			if op != 0x0 && c.msg != nil || op == 0x0 && c.msg == nil {
+			if cont != (c.msg != nil) {
 				c.err = errors.New("fragments out of order")
 				continue
 			}
@@ -251,20 +255,13 @@ func (c *wsConn) next() (msg []byte, ok bool, err error) {
 }
 
 // writeText sends one text message.
-func (c *wsConn) writeText(payload []byte) error { return c.writeFrame(0x1, payload) }
+func (c *wsConn) writeText(payload []byte) error { return c.writeFrame(wsframe.OpText, payload) }
 
 func (c *wsConn) writeFrame(op byte, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	b := append(c.wbuf[:0], 0x80|op)
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, 0x80|126), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint64(append(b, 0x80|127), uint64(n))
-	}
+	b := wsframe.AppendHeader(c.wbuf[:0], op, len(payload))
+	b[1] |= 0x80 // a client masks every frame
 	var mask [4]byte
 	_, _ = rand.Read(mask[:])
 	b = append(b, mask[:]...)

@@ -2,29 +2,21 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/convead/chat-server/faye/wsframe"
 )
 
 // frame builds one unmasked server frame.
 func frame(fin bool, op byte, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
+	b := wsframe.AppendFrame(nil, op, payload)
+	if !fin {
+		b[0] &^= 0x80
 	}
-	b := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, byte(n))
-	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
-	}
-	return append(b, payload...)
+	return b
 }
 
 func cat(frames ...[]byte) []byte { return bytes.Join(frames, nil) }
