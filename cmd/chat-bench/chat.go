@@ -72,7 +72,7 @@ func chatScenario(ctx context.Context, o *options) (*Result, error) {
 		return nil, err
 	}
 
-	var errs, delivered, fayeGot, mqttGot atomic.Int64
+	var errs, failed, delivered, fayeGot, mqttGot atomic.Int64
 	h, posts := new(histogram), new(histogram)
 	poll, err := newPoller()
 	if err != nil {
@@ -135,6 +135,7 @@ func chatScenario(ctx context.Context, o *options) (*Result, error) {
 				body := `{"content":"bench_t:` + strconv.FormatInt(t0, 10) + `","client_message_id":"cm-` + strconv.FormatInt(seq, 10) + `"}`
 				if _, err := call(hc, "POST", base+"/chat/conversation/"+convs[i], tok, body, 201); err != nil {
 					errs.Add(1)
+					failed.Add(1)
 					firstErr.Do(func() { fmt.Fprintln(os.Stderr, "chat-bench: post:", err) })
 					continue
 				}
@@ -144,7 +145,15 @@ func chatScenario(ctx context.Context, o *options) (*Result, error) {
 		}()
 	}
 	cpu0, begin := o.markCPU(), time.Now()
-	_, err = pace(ctx, o.rate, o.duration, func(int64) bool { return true }, func(seq int64) error {
+	// Flat out, the window also bounds the posts not yet delivered, on each side: the REST
+	// reply comes before the deliveries, so a gate on replies alone lets a reader fall behind
+	// until the server cuts it off (mqtt.queue_per_client, 256 by default, which a single
+	// manager of every conversation reaches), and the run measures an overload.
+	window := int64(workers)
+	_, err = pace(ctx, o.rate, o.duration, func(seq int64) bool {
+		n := seq - failed.Load()
+		return n-fayeGot.Load() < window && n-mqttGot.Load() < window
+	}, func(seq int64) error {
 		select {
 		case jobs <- seq:
 			return nil

@@ -180,7 +180,7 @@ func newFlags(o *options) *flag.FlagSet {
 	fs.Float64Var(&o.rate, "rate", 0, "publishes (posts) per second, all publishers together; 0: flat out")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish")
 	fs.IntVar(&o.size, "size", 100, "payload bytes")
-	fs.IntVar(&o.window, "window", 0, "flat out: messages in flight (fanout: 20; per publisher in pairs: 4; concurrent posts in chat: 64)")
+	fs.IntVar(&o.window, "window", 0, "flat out: messages in flight (fanout: 20; per publisher in pairs: 4; in chat: 64 posts not yet delivered to both sides, and as many concurrent requests)")
 	fs.IntVar(&o.conc, "conc", 64, "connections being set up at once")
 	fs.StringVar(&o.label, "label", "", "name of the server measured, copied to the result")
 	fs.StringVar(&o.shape, "shape", "", "row of the comparison table, copied to the result")
