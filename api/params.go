@@ -31,7 +31,10 @@ func DecodeParams(contentType string, body []byte, query string) (Params, error)
 	if len(bytes.TrimSpace(body)) == 0 {
 		return p, nil
 	}
-	mt, _, _ := mime.ParseMediaType(contentType)
+	mt := contentType
+	if mt != "application/json" { // the common case, without ParseMediaType's allocations
+		mt, _, _ = mime.ParseMediaType(contentType)
+	}
 	var fromBody Params
 	switch mt {
 	case "application/json", "":
@@ -42,7 +45,8 @@ func DecodeParams(contentType string, body []byte, query string) (Params, error)
 		if !utf8.Valid(body) {
 			return nil, chat.Invalid("invalid_encoding", "the body must be valid UTF-8")
 		}
-		if err := json.Unmarshal(body, &fromBody); err != nil || fromBody == nil {
+		var ok bool
+		if fromBody, ok = splitObject(body); !ok {
 			return nil, chat.Invalid("invalid_json", "the body must be a JSON object")
 		}
 	case "application/x-www-form-urlencoded":
@@ -52,6 +56,9 @@ func DecodeParams(contentType string, body []byte, query string) (Params, error)
 	default:
 		return nil, chat.Invalid("unsupported_media_type", "send JSON or application/x-www-form-urlencoded, not %q", mt)
 	}
+	if len(p) == 0 {
+		return fromBody, nil
+	}
 	for k, v := range fromBody {
 		p[k] = v
 	}
@@ -60,6 +67,9 @@ func DecodeParams(contentType string, body []byte, query string) (Params, error)
 
 // decodeForm turns `a=1&b[c]=2` into {"a":"1","b":{"c":"2"}}.
 func decodeForm(s string) (Params, error) {
+	if s == "" {
+		return Params{}, nil
+	}
 	values, err := url.ParseQuery(s)
 	if err != nil {
 		return nil, chat.Invalid("invalid_form", "the form or query string is malformed")
@@ -147,6 +157,11 @@ func (p Params) String(key string) (string, error) {
 }
 
 func scalar(key string, raw json.RawMessage) (string, error) {
+	// A string without escapes is its bytes between the quotes: raw is valid JSON, so they
+	// hold no control characters.
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : n-1]), nil
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
 		return s, nil

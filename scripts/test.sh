@@ -37,7 +37,7 @@ go build -o "$bin_dir/chat-server" ./cmd/chat-server
 # The bound is a count of executions, not a duration: a time bound makes the fuzzing
 # coordinator fail now and then with "context deadline exceeded" on a busy machine.
 fuzztime=${FUZZTIME:-200000x}
-for target in channel:FuzzTopicMapping channel:FuzzValidReference auth:FuzzVerify api:FuzzDecodeParams faye/bayeux:FuzzDecodeBatch faye/bayeux:FuzzDecodeBatchReference faye/bayeux:FuzzEncodeBatchReference faye/bayeux:FuzzAppendJSONTextReference faye/wsframe:FuzzParse faye/wsframe:FuzzAssemble faye:FuzzOutputIsUTF8 cluster/subject:FuzzMapping; do
+for target in channel:FuzzTopicMapping channel:FuzzValidReference auth:FuzzVerify api:FuzzDecodeParams api:FuzzSplitObject faye/bayeux:FuzzDecodeBatch faye/bayeux:FuzzDecodeBatchReference faye/bayeux:FuzzEncodeBatchReference faye/bayeux:FuzzAppendJSONTextReference faye/wsframe:FuzzParse faye/wsframe:FuzzAssemble faye:FuzzOutputIsUTF8 cluster/subject:FuzzMapping; do
   pkg=${target%%:*} name=${target##*:}
   echo "== fuzz $name ($fuzztime)"
   go test "./$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime"
