@@ -74,6 +74,7 @@ const layoutVersion = "2"
 type Store struct {
 	db     *bbolt.DB
 	writes groupCommit
+	convs  *convCache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -100,7 +101,7 @@ func Open(dir string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
-	return &Store{db: db, writes: groupCommit{db: db}}, nil
+	return &Store{db: db, writes: groupCommit{db: db}, convs: newConvCache()}, nil
 }
 
 // migrate builds the indexes of layout 2 for conversations and notifications stored before it,
@@ -185,7 +186,8 @@ func deleteIndexes(tx *bbolt.Tx, c store.Conversation) error {
 }
 
 // replaceConversation stores c in place of old, moving its index entries along.
-func replaceConversation(tx *bbolt.Tx, old, c store.Conversation) error {
+func (s *Store) replaceConversation(tx *bbolt.Tx, old, c store.Conversation) error {
+	s.convs.forgetOnCommit(tx, c.ID)
 	if err := deleteIndexes(tx, old); err != nil {
 		return err
 	}
@@ -401,6 +403,7 @@ func (s *Store) CreateConversation(ctx context.Context, c store.Conversation) (s
 		if err := open.Put(ok, []byte(c.ID)); err != nil {
 			return err
 		}
+		s.convs.forgetOnCommit(tx, c.ID)
 		if err := put(tx.Bucket(bConversations), []byte(c.ID), c); err != nil {
 			return err
 		}
@@ -445,13 +448,18 @@ func recordAssignment(tx *bbolt.Tx, org, manager string, at time.Time) error {
 	return put(mb, mk, m)
 }
 
-// Conversation implements store.Store.
+// Conversation implements store.Store, from the conversation cache when it can.
 func (s *Store) Conversation(ctx context.Context, id string) (store.Conversation, error) {
+	cached, gen, ok := s.convs.get(id)
+	if ok {
+		return cached, nil
+	}
 	var c store.Conversation
 	err := s.view(ctx, func(tx *bbolt.Tx) error { return get(tx.Bucket(bConversations), []byte(id), &c) })
 	if err != nil {
 		return store.Conversation{}, fmt.Errorf("get conversation %s: %w", id, err)
 	}
+	s.convs.fill(gen, c)
 	return c, nil
 }
 
@@ -492,7 +500,7 @@ func (s *Store) CloseConversation(ctx context.Context, id string, at time.Time) 
 				return err
 			}
 		}
-		return replaceConversation(tx, old, c)
+		return s.replaceConversation(tx, old, c)
 	})
 	if err != nil {
 		return store.Conversation{}, fmt.Errorf("close conversation %s: %w", id, err)
@@ -816,7 +824,7 @@ func (s *Store) AssignConversation(ctx context.Context, id, from, to string, at 
 		if to == "" {
 			c.Status = store.StatusPending
 		}
-		if err := replaceConversation(tx, old, c); err != nil {
+		if err := s.replaceConversation(tx, old, c); err != nil {
 			return err
 		}
 		return recordAssignment(tx, c.OrgID, to, at)
@@ -962,7 +970,8 @@ func keysWithPrefix(b *bbolt.Bucket, prefix []byte) [][]byte {
 }
 
 // deleteConversation removes a conversation, its index entries and its activity.
-func deleteConversation(tx *bbolt.Tx, c store.Conversation) error {
+func (s *Store) deleteConversation(tx *bbolt.Tx, c store.Conversation) error {
+	s.convs.forgetOnCommit(tx, c.ID)
 	if err := deleteIndexes(tx, c); err != nil {
 		return err
 	}
@@ -994,7 +1003,7 @@ func (s *Store) DeleteVisitor(ctx context.Context, org, visitor string) error {
 			if err := get(tx.Bucket(bConversations), k[len(prefix)+9:], &c); err != nil {
 				return fmt.Errorf("conversation %s: %w", k[len(prefix)+9:], err)
 			}
-			if err := deleteConversation(tx, c); err != nil {
+			if err := s.deleteConversation(tx, c); err != nil {
 				return err
 			}
 		}
@@ -1085,7 +1094,7 @@ func (s *Store) DeleteClosedBefore(ctx context.Context, org string, before time.
 					return err
 				}
 			}
-			if err := deleteConversation(tx, conv); err != nil {
+			if err := s.deleteConversation(tx, conv); err != nil {
 				return err
 			}
 			n++

@@ -128,3 +128,34 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkConversation reads one conversation, as every post does first: from the cache, and
+// from the file (the cache emptied before each read).
+func BenchmarkConversation(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(ctx)
+	c, err := s.CreateConversation(ctx, store.Conversation{ID: store.NewID(), OrgID: "O", VisitorID: "v1", ManagerID: "m1",
+		Status: store.StatusOpen, CreatedAt: time.Now(), UpdatedAt: time.Now()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, cached := range []bool{true, false} {
+		b.Run(fmt.Sprint("cached=", cached), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !cached {
+					s.convs.mu.Lock()
+					clear(s.convs.items)
+					s.convs.mu.Unlock()
+				}
+				if _, err := s.Conversation(ctx, c.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

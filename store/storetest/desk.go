@@ -584,3 +584,48 @@ func testSeqAfterSweep(t *testing.T, s store.Store) {
 		t.Errorf("catch-up after 2 = seqs %v, want [3]", seqs(h))
 	}
 }
+
+// testReadAfterWrite: a conversation read after a change shows the change, however often it
+// was read before (a store may keep what it read).
+func testReadAfterWrite(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	read := func(id string) (store.Conversation, error) {
+		for range 2 {
+			if _, err := s.Conversation(ctx, id); err != nil {
+				return store.Conversation{}, err
+			}
+		}
+		return s.Conversation(ctx, id)
+	}
+	c := ok(s.CreateConversation(ctx, newPending("O", "v1"))).get(t)
+	ok(read(c.ID)).get(t)
+	ok(s.AssignConversation(ctx, c.ID, "", "m1", now())).get(t)
+	if got := ok(read(c.ID)).get(t); got.ManagerID != "m1" || got.Status != store.StatusOpen {
+		t.Errorf("after assigning to m1: %+v", got)
+	}
+	ok(s.AssignConversation(ctx, c.ID, "m1", "m2", now())).get(t)
+	got := ok(read(c.ID)).get(t)
+	if got.ManagerID != "m2" || !slices.Contains(got.PreviousManagerIDs, "m1") {
+		t.Errorf("after transfer to m2: %+v", got)
+	}
+	got.PreviousManagerIDs[0] = "changed by the caller"
+	if again := ok(read(c.ID)).get(t); slices.Contains(again.PreviousManagerIDs, "changed by the caller") {
+		t.Errorf("a caller's change of a read conversation is seen by the next read: %+v", again)
+	}
+	ok(s.CloseConversation(ctx, c.ID, now().Add(-time.Hour))).get(t)
+	if got := ok(read(c.ID)).get(t); got.Status != store.StatusClosed || got.ClosedAt == nil {
+		t.Errorf("after close: %+v", got)
+	}
+	ok(s.DeleteClosedBefore(ctx, "O", now(), 10)).get(t)
+	if _, err := read(c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after the retention sweep: err = %v, want ErrNotFound", err)
+	}
+	d := ok(s.CreateConversation(ctx, newConv("O", "v2", "m1"))).get(t)
+	ok(read(d.ID)).get(t)
+	if err := s.DeleteVisitor(ctx, "O", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(d.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after deleting the visitor: err = %v, want ErrNotFound", err)
+	}
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteVisitor", testDeleteVisitor},
 		{"DeleteClosedBefore", testDeleteClosedBefore},
 		{"SeqAfterSweep", testSeqAfterSweep},
+		{"ReadAfterWrite", testReadAfterWrite},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
