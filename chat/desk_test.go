@@ -31,10 +31,14 @@ func TestListConversationsDefaultsPerRole(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	f.duty.Join("O", "m1", "h1")
+	// Creation times are in milliseconds, and two conversations of one millisecond sort by
+	// the random part of their ids: the waits keep "newest first" one order.
 	a := f.open(t, visitor("va"), "va")
 	f.duty.Join("O", "m2", "h2")
 	f.duty.Leave("O", "m1", "h1")
+	time.Sleep(2 * time.Millisecond)
 	f.open(t, visitor("vb"), "vb") // m2
+	time.Sleep(2 * time.Millisecond)
 	closed := f.open(t, visitor("vc"), "vc")
 	if _, err := f.svc.CloseConversation(ctx, service(), closed.ID); err != nil {
 		t.Fatal(err)
